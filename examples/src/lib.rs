@@ -1,0 +1,1 @@
+//! Runnable examples of parjob: see the `examples` of this package.

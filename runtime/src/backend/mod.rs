@@ -1,0 +1,247 @@
+//! The [`Backend`] trait and the built-in backends.
+//!
+//! A backend decides where a call's work runs. The runtime does everything else: it pulls
+//! tasks from the input, cuts them into batches, keeps results in order, enforces timeouts,
+//! stops on the first failure and reports progress. A backend only has to run the
+//! [`Job`]s it is handed on `workers` workers.
+
+mod sequential;
+mod threading;
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+pub use sequential::Sequential;
+pub use threading::Threading;
+
+use crate::registry::BackendSpec;
+use crate::{Error, cpu};
+
+/// A unit of work handed to a backend: one batch of tasks of one call.
+///
+/// A backend must eventually either [`run`](Job::run) every job it receives or drop it;
+/// the call that produced a job waits for that before it returns when its tasks borrow
+/// from the caller. Running a job never panics: task panics are caught inside it.
+pub struct Job {
+    work: Box<dyn FnOnce() + Send + 'static>,
+}
+
+impl Job {
+    pub(crate) fn new(work: Box<dyn FnOnce() + Send + 'static>) -> Self {
+        Job { work }
+    }
+
+    /// Runs the batch on the current thread.
+    pub fn run(self) {
+        (self.work)();
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+/// What a call asks of a backend: how many workers, at which nesting level.
+///
+/// Jobs of calls with different requests must not share workers when one request is nested
+/// below another: a task waiting on its own nested call would otherwise wait on itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolRequest {
+    /// The call's effective `n_jobs`: at most this many of its jobs run at once.
+    pub workers: usize,
+    /// The nesting level of the calling scope: 0 at the top, 1 inside a task, and so on.
+    pub nesting_level: usize,
+}
+
+/// What nested calls inside a task see: the backend and `n_jobs` of the scope installed
+/// around every batch on a worker.
+#[derive(Debug, Clone)]
+pub struct NestedScope {
+    /// Backend for calls made inside a task.
+    pub backend: BackendSpec,
+    /// `n_jobs` for calls made inside a task; `None` leaves it unset, which means 1.
+    pub n_jobs: Option<i32>,
+}
+
+/// A value for a backend's own parameter, set with
+/// [`BackendScope::param`](crate::BackendScope::param).
+///
+/// ```
+/// use parjob::ParamValue;
+/// use std::time::Duration;
+///
+/// assert_eq!(ParamValue::from(3), ParamValue::Int(3));
+/// assert_eq!(ParamValue::from("x"), ParamValue::Str("x".into()));
+/// assert_eq!(ParamValue::from(Duration::from_secs(1)).as_duration(), Some(Duration::from_secs(1)));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ParamValue {
+    /// A flag.
+    Bool(bool),
+    /// A whole number.
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// Text.
+    Str(String),
+    /// A length of time.
+    Duration(std::time::Duration),
+}
+
+impl ParamValue {
+    /// The value as a duration: a [`Duration`](ParamValue::Duration), or a number of
+    /// seconds.
+    pub fn as_duration(&self) -> Option<std::time::Duration> {
+        match *self {
+            ParamValue::Duration(d) => Some(d),
+            ParamValue::Int(s) if s >= 0 => Some(std::time::Duration::from_secs(s as u64)),
+            ParamValue::Float(s) => std::time::Duration::try_from_secs_f64(s).ok(),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! param_from {
+    ($($t:ty => $variant:ident as $conv:ty),* $(,)?) => {$(
+        impl From<$t> for ParamValue {
+            fn from(v: $t) -> Self { ParamValue::$variant(<$conv>::from(v)) }
+        }
+    )*};
+}
+
+param_from! {
+    bool => Bool as bool,
+    i32 => Int as i64, i64 => Int as i64, u32 => Int as i64, u16 => Int as i64, u8 => Int as i64,
+    f64 => Float as f64, f32 => Float as f64,
+    &str => Str as String, String => Str as String,
+    std::time::Duration => Duration as std::time::Duration,
+}
+
+/// Where the tasks of a parallel call run.
+///
+/// parjob's built-in backends are [`Sequential`] and [`Threading`]; any type implementing
+/// this trait can be registered under a name with
+/// [`register_parallel_backend`](crate::register_parallel_backend) or passed as an
+/// instance wherever a backend is taken.
+///
+/// The runtime drives every call: it consumes the input lazily, cuts it into batches,
+/// installs the [`nested`](Backend::nested) scope around each batch, orders the results,
+/// enforces timeouts and fails fast. A backend receives finished [`Job`]s through
+/// [`spawn`](Backend::spawn) and only has to run each of them on one of
+/// `request.workers` workers. When the effective worker count is 1, the runtime runs
+/// a plain loop on the calling thread and the backend is not asked at all.
+///
+/// # Examples
+///
+/// A backend that runs every batch on a fresh thread of its own (not a good idea for speed,
+/// but it shows the whole contract):
+///
+/// ```
+/// use parjob::{register_parallel_backend, parallel_backend, Backend, Job, Parallel, PoolRequest};
+///
+/// struct ThreadPerBatch;
+///
+/// impl Backend for ThreadPerBatch {
+///     fn name(&self) -> &str {
+///         "thread-per-batch"
+///     }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         std::thread::spawn(move || job.run());
+///     }
+/// }
+///
+/// register_parallel_backend("thread-per-batch", || ThreadPerBatch, false)?;
+/// let squares = parallel_backend("thread-per-batch")
+///     .n_jobs(2)
+///     .run(|| Parallel::new().map(1..=4, |x: u64| x * x))??;
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
+///
+/// This example does not bound concurrency to `request.workers`; a real backend keeps a pool
+/// of exactly that many workers, as [`Threading`] does.
+pub trait Backend: Send + Sync + 'static {
+    /// The name the backend is known by, as [`ActiveBackend::name`](crate::ActiveBackend::name)
+    /// reports it.
+    fn name(&self) -> &str;
+
+    /// Runs `job` on one of `request.workers` workers (the call's effective `n_jobs`, at least
+    /// 2), at most that many of the call's jobs at once.
+    fn spawn(&self, request: PoolRequest, job: Job);
+
+    /// Turns an `n_jobs` setting into a worker count. The default is joblib's arithmetic:
+    /// `k > 0` is `k`, `-1` every cpu, `k < -1` is `max(cpus + 1 + k, 1)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidNJobs`] for 0.
+    fn effective_n_jobs(&self, n_jobs: i32) -> Result<usize, Error> {
+        cpu::resolve_n_jobs(n_jobs)
+    }
+
+    /// The scope nested calls inside a task see, given this backend's own nesting level (0 at
+    /// the top). The default is joblib's ladder: threading with `n_jobs` unset one level
+    /// down, sequential below that.
+    fn nested(&self, nesting_level: usize) -> NestedScope {
+        default_nested(nesting_level)
+    }
+
+    /// How long a batch should last when `batch_size` is automatic: long enough that handing
+    /// a batch over costs little next to running it, short enough to balance the load. The
+    /// default, 1 ms, suits workers in this process.
+    fn ideal_batch_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+
+    /// Whether tasks that share memory with the caller (closures, borrowed data) can run
+    /// here. A backend that returns `false` only receives tasks that can cross a process
+    /// boundary; other work falls back to threading.
+    fn supports_shared_memory(&self) -> bool {
+        true
+    }
+
+    /// Whether the backend has workers of its own, so that `inner_max_num_threads` (a limit
+    /// for nested calls inside those workers) means something.
+    fn has_workers(&self) -> bool {
+        true
+    }
+
+    /// Sets one of the backend's own parameters (`BackendScope::param`), before first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a parameter the backend does not take or a bad value;
+    /// the default takes none.
+    fn set_param(&mut self, name: &str, value: &ParamValue) -> Result<(), Error> {
+        let _ = value;
+        Err(Error::config(format!(
+            "backend `{}` takes no parameter `{name}`",
+            self.name()
+        )))
+    }
+
+    /// Called when a call gives up on jobs it already handed over (first failure, timeout, a
+    /// dropped stream). Jobs not yet started skip their tasks by themselves; a backend whose
+    /// workers may still be stuck in a task should replace them, so that the next call gets
+    /// `workers` free workers. The default does nothing.
+    fn abort(&self, request: PoolRequest) {
+        let _ = request;
+    }
+}
+
+pub(crate) fn default_nested(nesting_level: usize) -> NestedScope {
+    static THREADING: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    static SEQUENTIAL: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    let backend = if nesting_level == 0 {
+        THREADING.get_or_init(|| Arc::new(Threading::new()))
+    } else {
+        SEQUENTIAL.get_or_init(|| Arc::new(Sequential::new()))
+    };
+    NestedScope {
+        backend: BackendSpec::from(Arc::clone(backend)),
+        n_jobs: None,
+    }
+}

@@ -1,0 +1,96 @@
+//! The `threading` backend: rayon thread pools, one per worker count and nesting level.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::backend::{Backend, Job, PoolRequest};
+
+/// Runs tasks on threads of this process, in rayon thread pools.
+///
+/// parjob keeps one pool per distinct worker count (and nesting level, so that a task that
+/// makes a parallel call of its own never waits on the pool it occupies). A pool is created
+/// at its first use and reused by every later call; a call with `n_jobs = k` runs exactly `k`
+/// tasks at once, even when `k` exceeds the cpu count. Tasks only need to be `Send`, and may
+/// borrow from the caller in [`Parallel::map`](crate::Parallel::map).
+///
+/// This is the default backend: Rust has no global interpreter lock, so threads give
+/// parallel speed without copying data between processes.
+///
+/// # Examples
+///
+/// ```
+/// use parjob::{backend::Threading, parallel_backend, Parallel};
+///
+/// let data = vec![1.0_f64, 2.0, 3.0];
+/// let scaled = parallel_backend(Threading::new())
+///     .n_jobs(2)
+///     .run(|| Parallel::new().map(&data, |x| x * 10.0))??;
+/// assert_eq!(scaled, [10.0, 20.0, 30.0]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Threading;
+
+impl Threading {
+    /// The threading backend.
+    pub fn new() -> Self {
+        Threading
+    }
+}
+
+type PoolKey = (usize, usize);
+
+fn pools() -> &'static Mutex<HashMap<PoolKey, Arc<rayon::ThreadPool>>> {
+    static POOLS: OnceLock<Mutex<HashMap<PoolKey, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    POOLS.get_or_init(Default::default)
+}
+
+fn pool_for(request: PoolRequest) -> Option<Arc<rayon::ThreadPool>> {
+    let key = (request.workers, request.nesting_level);
+    let mut map = pools().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = map.get(&key) {
+        return Some(Arc::clone(pool));
+    }
+    let level = request.nesting_level;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(request.workers)
+        .thread_name(move |i| format!("parjob-l{level}-{i}"))
+        // Jobs catch task panics themselves; this only keeps rayon from aborting the process
+        // if a panic ever escaped one.
+        .panic_handler(|_| {})
+        .build();
+    match pool {
+        Ok(pool) => {
+            let pool = Arc::new(pool);
+            map.insert(key, Arc::clone(&pool));
+            Some(pool)
+        }
+        Err(e) => {
+            tracing::error!("parjob: cannot start a thread pool of {}: {e}", request.workers);
+            None
+        }
+    }
+}
+
+impl Backend for Threading {
+    fn name(&self) -> &str {
+        "threading"
+    }
+
+    fn spawn(&self, request: PoolRequest, job: Job) {
+        match pool_for(request) {
+            Some(pool) => pool.spawn(move || job.run()),
+            // No thread could be started: dropping the job reports it to its call, which then
+            // fails with a clear error instead of waiting forever.
+            None => drop(job),
+        }
+    }
+
+    fn abort(&self, request: PoolRequest) {
+        // Threads cannot be stopped from outside. Threads still inside a task of the aborted
+        // call keep their pool until they finish; later calls get a fresh pool, so they never
+        // queue behind a task that may not end. The old threads exit once they are idle.
+        let key = (request.workers, request.nesting_level);
+        pools().lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
+}

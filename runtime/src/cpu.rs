@@ -1,0 +1,188 @@
+//! How many cpus this process may use, and joblib's `n_jobs` arithmetic.
+
+use std::sync::OnceLock;
+
+use crate::Error;
+
+/// The number of cpus this process may run on: the smallest of the cpus online, the
+/// process's affinity mask and its cgroup cpu quota (v1 or v2, rounded up: a quota of 1.5
+/// cpus counts as 2). Never 0.
+///
+/// The value is read once per process.
+///
+/// # Examples
+///
+/// ```
+/// let n = parjob::cpu_count();
+/// assert!(n >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(detect_cpu_count)
+}
+
+fn detect_cpu_count() -> usize {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut n = affinity_cpus().map_or(online, |a| a.min(online));
+    if let Some(quota) = cgroup_quota_cpus() {
+        n = n.min(quota);
+    }
+    n.max(1)
+}
+
+#[cfg(target_os = "linux")]
+fn affinity_cpus() -> Option<usize> {
+    // SAFETY: `cpu_set_t` is plain data for which all-zero is a valid (empty) set, and
+    // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        let n = libc::CPU_COUNT(&set);
+        usize::try_from(n).ok().filter(|&n| n > 0)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity_cpus() -> Option<usize> {
+    None
+}
+
+/// The cpu quota of this process's cgroup and of every ancestor, the tightest one, in whole
+/// cpus rounded up.
+fn cgroup_quota_cpus() -> Option<usize> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut best: Option<usize> = None;
+    let mut keep = |q: Option<usize>| {
+        if let Some(q) = q {
+            best = Some(best.map_or(q, |b| b.min(q)));
+        }
+    };
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if controllers.is_empty() {
+            // cgroup v2: one unified hierarchy.
+            for dir in ancestors("/sys/fs/cgroup", path) {
+                keep(
+                    std::fs::read_to_string(format!("{dir}/cpu.max"))
+                        .ok()
+                        .and_then(|s| parse_cpu_max(&s)),
+                );
+            }
+        } else if controllers.split(',').any(|c| c == "cpu") {
+            for root in ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"] {
+                for dir in ancestors(root, path) {
+                    let quota = std::fs::read_to_string(format!("{dir}/cpu.cfs_quota_us"));
+                    let period = std::fs::read_to_string(format!("{dir}/cpu.cfs_period_us"));
+                    if let (Ok(q), Ok(p)) = (quota, period) {
+                        keep(parse_cfs_quota(&q, &p));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
+/// `root/path`, then each parent of it up to `root`. Inside a container the process's own
+/// path is often not visible and only the root holds the quota, so every level is read.
+fn ancestors(root: &str, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut p = path.trim_end_matches('/').to_owned();
+    loop {
+        out.push(format!("{root}{p}"));
+        match p.rfind('/') {
+            Some(i) if !p.is_empty() => p.truncate(i),
+            _ => break,
+        }
+    }
+    if out.last().map(String::as_str) != Some(root) {
+        out.push(root.to_owned());
+    }
+    out
+}
+
+/// Parses cgroup v2 `cpu.max` ("max 100000" or "150000 100000").
+pub(crate) fn parse_cpu_max(text: &str) -> Option<usize> {
+    let mut fields = text.split_whitespace();
+    let quota = fields.next()?;
+    let period = fields.next().unwrap_or("100000");
+    if quota == "max" {
+        return None;
+    }
+    quota_to_cpus(quota.parse().ok()?, period.parse().ok()?)
+}
+
+/// Parses cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` (-1 quota: no limit).
+pub(crate) fn parse_cfs_quota(quota: &str, period: &str) -> Option<usize> {
+    quota_to_cpus(quota.trim().parse().ok()?, period.trim().parse().ok()?)
+}
+
+fn quota_to_cpus(quota: i64, period: i64) -> Option<usize> {
+    if quota <= 0 || period <= 0 {
+        return None;
+    }
+    let cpus = (quota + period - 1) / period;
+    usize::try_from(cpus.max(1)).ok()
+}
+
+/// joblib's `n_jobs` arithmetic for a backend with workers: `k > 0` is `k`, `-1` every cpu,
+/// `k < -1` is `max(cpus + 1 + k, 1)`, `0` an error.
+pub(crate) fn resolve_n_jobs(n_jobs: i32) -> Result<usize, Error> {
+    match n_jobs {
+        0 => Err(Error::InvalidNJobs),
+        k if k > 0 => Ok(k as usize),
+        k => {
+            let cpus = i64::try_from(cpu_count()).unwrap_or(i64::MAX);
+            Ok((cpus + 1 + i64::from(k)).max(1) as usize)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_max_rounds_up_and_reads_max_as_unlimited() {
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(2));
+        assert_eq!(parse_cpu_max("200000 100000"), Some(2));
+        assert_eq!(parse_cpu_max("50000 100000"), Some(1));
+        assert_eq!(parse_cpu_max("100000"), Some(1));
+        assert_eq!(parse_cpu_max(""), None);
+        assert_eq!(parse_cpu_max("garbage 1"), None);
+    }
+
+    #[test]
+    fn cfs_quota_minus_one_is_unlimited() {
+        assert_eq!(parse_cfs_quota("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs_quota("250000\n", "100000\n"), Some(3));
+        assert_eq!(parse_cfs_quota("100000", "0"), None);
+    }
+
+    #[test]
+    fn ancestors_walk_up_to_the_root() {
+        assert_eq!(
+            ancestors("/sys/fs/cgroup", "/a/b"),
+            ["/sys/fs/cgroup/a/b", "/sys/fs/cgroup/a", "/sys/fs/cgroup"]
+        );
+        assert_eq!(ancestors("/sys/fs/cgroup", "/"), ["/sys/fs/cgroup"]);
+    }
+
+    #[test]
+    fn n_jobs_arithmetic() {
+        let cpus = cpu_count();
+        assert!(matches!(resolve_n_jobs(0), Err(Error::InvalidNJobs)));
+        assert_eq!(resolve_n_jobs(3).unwrap(), 3);
+        assert_eq!(resolve_n_jobs(-1).unwrap(), cpus);
+        assert_eq!(resolve_n_jobs(-2).unwrap(), (cpus - 1).max(1));
+        assert_eq!(resolve_n_jobs(-100).unwrap(), 1);
+        assert_eq!(resolve_n_jobs(i32::MIN).unwrap(), 1);
+    }
+}

@@ -1,0 +1,143 @@
+//! The one error type of every fallible parjob call.
+
+use std::time::Duration;
+
+/// What went wrong in a parallel call, a scope or a backend lookup.
+///
+/// Every failure of a parjob call is one of these variants: a task that panicked or returned
+/// `Err`, a task that ran past its timeout, a configuration that cannot be honoured, a backend
+/// name nobody registered, a worker that died. The variant names are stable; more fields and
+/// variants may be added, so match with a `..` rest pattern and a wildcard arm.
+///
+/// # Examples
+///
+/// ```
+/// use parjob::{Error, Parallel};
+///
+/// let err = Parallel::new().n_jobs(2).try_map(0..10, |i| {
+///     if i == 3 { Err(std::fmt::Error) } else { Ok(i) }
+/// });
+/// match err {
+///     Err(Error::TaskFailed { index, .. }) => assert_eq!(index, 3),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `n_jobs` was 0, which names no worker count at all.
+    #[error("n_jobs == 0 has no meaning: use a positive worker count, -1 for every cpu, or -k for all but k-1")]
+    InvalidNJobs,
+
+    /// A setting cannot be honoured: a bad `batch_size` or `pre_dispatch`, a backend parameter
+    /// the backend does not take, contradictory `prefer`/`require`, a bad environment variable.
+    #[error("invalid configuration: {message}")]
+    InvalidConfig {
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+
+    /// No backend is registered under `name`.
+    #[error("unknown backend `{name}`, expected one of {}", quoted_list(known))]
+    UnknownBackend {
+        /// The name that was asked for.
+        name: String,
+        /// The names registered when the lookup ran.
+        known: Vec<String>,
+    },
+
+    /// A task panicked; `message` is its panic payload when that was a string.
+    #[error("task {index} panicked: {message}")]
+    TaskPanicked {
+        /// Position of the task in the input, counted from 0.
+        index: usize,
+        /// The panic message.
+        message: String,
+    },
+
+    /// A task of `try_map` / `try_run` returned `Err`.
+    #[error("task {index} failed: {source}")]
+    TaskFailed {
+        /// Position of the task in the input, counted from 0.
+        index: usize,
+        /// The error the task returned.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A task ran longer than the call's `timeout`, counted from the task's own start.
+    #[error("task {index} did not finish within {timeout:?}")]
+    Timeout {
+        /// Position of the task in the input, counted from 0.
+        index: usize,
+        /// The limit that was exceeded.
+        timeout: Duration,
+    },
+
+    /// A worker process ended while it held tasks (killed by a signal, aborted, exited).
+    #[error("worker died{}: {detail}", at_index(*index))]
+    WorkerDied {
+        /// The first task the worker was running, when known.
+        index: Option<usize>,
+        /// How it ended: the signal or the exit code.
+        detail: String,
+    },
+
+    /// Tasks or results could not be moved between processes.
+    #[error("transport failed{}: {message}", at_index(*index))]
+    Transport {
+        /// The task concerned, when known.
+        index: Option<usize>,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The position in the input of the task this error is about, if it is about one.
+    ///
+    /// ```
+    /// use parjob::Error;
+    ///
+    /// let e = Error::TaskPanicked { index: 4, message: "boom".into() };
+    /// assert_eq!(e.task_index(), Some(4));
+    /// assert_eq!(Error::InvalidNJobs.task_index(), None);
+    /// ```
+    pub fn task_index(&self) -> Option<usize> {
+        match self {
+            Error::TaskPanicked { index, .. }
+            | Error::TaskFailed { index, .. }
+            | Error::Timeout { index, .. } => Some(*index),
+            Error::WorkerDied { index, .. } | Error::Transport { index, .. } => *index,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            message: message.into(),
+        }
+    }
+}
+
+fn quoted_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn at_index(index: Option<usize>) -> String {
+    index.map(|i| format!(" at task {i}")).unwrap_or_default()
+}
+
+/// The text of a panic payload, as `std` prints it.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}

@@ -1,0 +1,458 @@
+//! The engine of every call: pulls tasks from the input, hands batches to the backend, and
+//! collects what comes back, failing fast and enforcing timeouts.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::apply::Apply;
+use super::plan::Plan;
+use super::progress::Reporter;
+use crate::backend::Job;
+use crate::error::panic_message;
+use crate::scope;
+use crate::Error;
+
+/// What a batch reports back. Every batch sends exactly one, unless the call was aborted.
+enum Message<R> {
+    Done {
+        seq: u64,
+        results: Vec<R>,
+        elapsed: Duration,
+    },
+    Failed {
+        error: Error,
+    },
+    /// The backend dropped the batch without running it.
+    Dropped {
+        seq: u64,
+    },
+}
+
+/// When the task a batch is running started, for per-task timeouts.
+#[derive(Default)]
+struct Clock(Mutex<Option<(usize, Instant)>>);
+
+impl Clock {
+    fn start(&self, index: usize) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((index, Instant::now()));
+    }
+
+    fn stop(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn running(&self) -> Option<(usize, Instant)> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct InFlight {
+    first: usize,
+    len: usize,
+    clock: Option<Arc<Clock>>,
+}
+
+/// A completed batch: the results of tasks `first..first + results.len()`.
+pub(crate) struct Batch<R> {
+    pub(crate) seq: u64,
+    pub(crate) results: Vec<R>,
+}
+
+/// A pointer to the caller's `A` for calls whose tasks may borrow from the caller. Valid
+/// because such a call's [`Dispatcher`] waits in `drop` until every job is gone.
+pub(crate) struct Borrowed<A>(*const A);
+
+impl<A> Clone for Borrowed<A> {
+    fn clone(&self) -> Self {
+        Borrowed(self.0)
+    }
+}
+
+// SAFETY: a `Borrowed<A>` only gives out `&A`, which may be sent to another thread exactly
+// when `A: Sync`.
+unsafe impl<A: Sync> Send for Borrowed<A> {}
+
+impl<A> Deref for Borrowed<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        // SAFETY: made from a reference in `Dispatcher::scoped`, whose dispatcher outlives
+        // every job holding a copy (its `drop` waits until all jobs are dropped).
+        unsafe { &*self.0 }
+    }
+}
+
+/// Drives one call with workers (effective `n_jobs` ≥ 2).
+pub(crate) struct Dispatcher<'a, It: Iterator, A: Apply<It::Item>, H> {
+    input: It,
+    input_done: bool,
+    pulled: usize,
+    exact_len: Option<usize>,
+    apply: H,
+    plan: Plan,
+    pre_dispatch: usize,
+    sizer: super::batch::BatchSizer,
+    pub(crate) reporter: Option<Reporter>,
+    tx: Option<Sender<Message<A::Out>>>,
+    rx: Receiver<Message<A::Out>>,
+    abort: Arc<AtomicBool>,
+    in_flight: BTreeMap<u64, InFlight>,
+    next_seq: u64,
+    /// Wait in `drop` for every job: set when tasks may borrow from the caller.
+    waits: bool,
+    aborted_backend: bool,
+    _borrows: PhantomData<&'a A>,
+}
+
+impl<'a, It, A> Dispatcher<'a, It, A, Borrowed<A>>
+where
+    It: Iterator,
+    It::Item: Send + 'a,
+    A: Apply<It::Item> + Sync + 'a,
+    A::Out: 'a,
+{
+    /// A call whose tasks may borrow from the caller: it cannot return while a task runs.
+    pub(crate) fn scoped(input: It, apply: &'a A, plan: Plan) -> Result<Self, Error> {
+        Self::new(input, Borrowed(apply), plan, true)
+    }
+}
+
+impl<It, A> Dispatcher<'static, It, A, Arc<A>>
+where
+    It: Iterator,
+    It::Item: Send + 'static,
+    A: Apply<It::Item> + Send + Sync + 'static,
+    A::Out: 'static,
+{
+    /// A call whose tasks own everything: it may return while abandoned tasks still run.
+    pub(crate) fn owned(input: It, apply: Arc<A>, plan: Plan) -> Result<Self, Error> {
+        Self::new(input, apply, plan, false)
+    }
+}
+
+impl<'a, It, A, H> Dispatcher<'a, It, A, H>
+where
+    It: Iterator,
+    It::Item: Send + 'a,
+    A: Apply<It::Item> + 'a,
+    A::Out: 'a,
+    H: Deref<Target = A> + Clone + Send + 'a,
+{
+    fn new(input: It, apply: H, mut plan: Plan, waits: bool) -> Result<Self, Error> {
+        let pre_dispatch = plan.pre_dispatch.limit(plan.workers)?;
+        let sizer = super::batch::BatchSizer::new(plan.batch, plan.backend.ideal_batch_duration())?;
+        let (lo, hi) = input.size_hint();
+        let exact_len = (Some(lo) == hi).then_some(lo);
+        let reporter = Reporter::new(plan.on_progress.take(), plan.verbose, plan.n_jobs, exact_len);
+        if let Some(r) = &reporter {
+            r.start(plan.backend.name(), plan.workers);
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok(Dispatcher {
+            input,
+            input_done: false,
+            pulled: 0,
+            exact_len,
+            apply,
+            plan,
+            pre_dispatch,
+            sizer,
+            reporter,
+            tx: Some(tx),
+            rx,
+            abort: Arc::new(AtomicBool::new(false)),
+            in_flight: BTreeMap::new(),
+            next_seq: 0,
+            waits,
+            aborted_backend: false,
+            _borrows: PhantomData,
+        })
+    }
+
+    /// Dispatches batches while fewer than `pre_dispatch` are outstanding; `held` counts
+    /// completed batches the consumer has not taken yet (streams), which also count.
+    pub(crate) fn fill(&mut self, held: usize) {
+        while !self.input_done && self.in_flight.len() + held < self.pre_dispatch {
+            let remaining = self.exact_len.map(|n| n.saturating_sub(self.pulled));
+            let size = self.sizer.next_size(remaining, self.plan.workers);
+            let mut items = Vec::with_capacity(size.min(1 << 16));
+            items.extend(self.input.by_ref().take(size));
+            if items.len() < size {
+                self.input_done = true;
+                if let Some(r) = &mut self.reporter {
+                    r.input_exhausted(self.pulled + items.len());
+                }
+            }
+            if items.is_empty() {
+                break;
+            }
+            self.spawn(items);
+        }
+    }
+
+    fn spawn(&mut self, items: Vec<It::Item>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let first = self.pulled;
+        let len = items.len();
+        self.pulled += len;
+        let clock = self.plan.timeout.map(|_| Arc::new(Clock::default()));
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                first,
+                len,
+                clock: clock.clone(),
+            },
+        );
+        let tx = self.tx.clone().expect("sender present until drop");
+        let work = BatchWork {
+            items,
+            first,
+            apply: self.apply.clone(),
+            abort: Arc::clone(&self.abort),
+            clock,
+            nested: Arc::clone(&self.plan.nested),
+            report: Report {
+                seq,
+                tx: Some(tx),
+            },
+            _apply: PhantomData,
+        };
+        let boxed: Box<dyn FnOnce() + Send + 'a> = Box::new(move || work.run());
+        // SAFETY: the job may borrow for `'a` only. Either `'a` is `'static` (the `owned`
+        // constructor's bounds), or this dispatcher was made by `scoped` and `waits`: its
+        // `drop`, which runs before `'a` ends (it holds `PhantomData<&'a A>`), blocks until
+        // every job has been run or dropped, since each holds a clone of the channel's
+        // sender, which is the job's last field to be dropped.
+        let boxed: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(boxed) };
+        self.plan.backend.spawn(self.plan.request(), Job::new(boxed));
+    }
+
+    /// Waits for the next completed batch; `None` once nothing is in flight.
+    ///
+    /// # Errors
+    ///
+    /// The first failure (the call is aborted then), or a timeout.
+    pub(crate) fn next_batch(&mut self) -> Result<Option<Batch<A::Out>>, Error> {
+        if self.in_flight.is_empty() {
+            return Ok(None);
+        }
+        let msg = match self.plan.timeout {
+            None => self.rx.recv().map_err(|_| disconnected()),
+            Some(limit) => self.recv_with_timeout(limit),
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match msg {
+            Message::Done {
+                seq,
+                results,
+                elapsed,
+            } => {
+                let done = self.in_flight.remove(&seq);
+                let len = done.map_or(results.len(), |d| d.len);
+                self.sizer.completed(len, elapsed);
+                if let Some(r) = &mut self.reporter {
+                    r.advance(len);
+                }
+                Ok(Some(Batch { seq, results }))
+            }
+            Message::Failed { error } => Err(self.fail(error)),
+            Message::Dropped { seq } => {
+                let index = self.in_flight.get(&seq).map(|b| b.first);
+                Err(self.fail(Error::WorkerDied {
+                    index,
+                    detail: format!(
+                        "backend `{}` dropped a batch without running it",
+                        self.plan.backend.name()
+                    ),
+                }))
+            }
+        }
+    }
+
+    fn recv_with_timeout(&mut self, limit: Duration) -> Result<Message<A::Out>, Error> {
+        loop {
+            let now = Instant::now();
+            let mut wake = now + (limit / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+            for b in self.in_flight.values() {
+                if let Some((index, started)) = b.clock.as_ref().and_then(|c| c.running()) {
+                    let deadline = started + limit;
+                    if deadline <= now {
+                        return Err(Error::Timeout {
+                            index,
+                            timeout: limit,
+                        });
+                    }
+                    wake = wake.min(deadline);
+                }
+            }
+            match self.rx.recv_deadline(wake) {
+                Ok(m) => return Ok(m),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Err(disconnected()),
+            }
+        }
+    }
+
+    /// Stops the call: queued tasks are skipped, and the backend frees the workers still
+    /// busy with it.
+    fn fail(&mut self, error: Error) -> Error {
+        self.abort_backend();
+        if let Some(r) = &mut self.reporter {
+            r.finish(false);
+        }
+        error
+    }
+
+    fn abort_backend(&mut self) {
+        self.abort.store(true, Ordering::Relaxed);
+        self.input_done = true;
+        if !self.in_flight.is_empty() && !self.aborted_backend {
+            self.aborted_backend = true;
+            self.plan.backend.abort(self.plan.request());
+        }
+    }
+
+    /// The call completed: report the end of progress.
+    pub(crate) fn finish(&mut self) {
+        if let Some(r) = &mut self.reporter {
+            r.finish(true);
+        }
+    }
+}
+
+fn disconnected() -> Error {
+    Error::WorkerDied {
+        index: None,
+        detail: "every batch of the call is gone without a result".into(),
+    }
+}
+
+impl<It: Iterator, A: Apply<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
+    fn drop(&mut self) {
+        if !self.in_flight.is_empty() {
+            self.abort.store(true, Ordering::Relaxed);
+            if !self.aborted_backend {
+                self.aborted_backend = true;
+                self.plan.backend.abort(self.plan.request());
+            }
+        }
+        // Every job holds a sender; once ours is dropped, the channel disconnects exactly
+        // when the last job is gone.
+        self.tx = None;
+        if self.waits {
+            while self.rx.recv().is_ok() {}
+        }
+    }
+}
+
+/// Reports a batch's outcome; if the batch is dropped unreported, says so.
+struct Report<R> {
+    seq: u64,
+    tx: Option<Sender<Message<R>>>,
+}
+
+impl<R> Report<R> {
+    fn send(mut self, msg: Message<R>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(msg);
+        }
+    }
+}
+
+impl<R> Drop for Report<R> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Message::Dropped { seq: self.seq });
+        }
+    }
+}
+
+/// One batch of tasks with everything needed to run it on a worker.
+struct BatchWork<I, A: Apply<I>, H> {
+    items: Vec<I>,
+    first: usize,
+    apply: H,
+    abort: Arc<AtomicBool>,
+    clock: Option<Arc<Clock>>,
+    nested: Arc<scope::Frame>,
+    /// Last field: dropped last, after everything that may borrow from the caller.
+    report: Report<A::Out>,
+    _apply: PhantomData<fn(I)>,
+}
+
+impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
+    fn run(self) {
+        let BatchWork {
+            items,
+            first,
+            apply,
+            abort,
+            clock,
+            nested,
+            report,
+            _apply,
+        } = self;
+        let started = Instant::now();
+        let mut results = Vec::with_capacity(items.len());
+        let mut index = first;
+        let outcome = {
+            let _scope = scope::Installed::new(nested);
+            catch_unwind(AssertUnwindSafe(|| {
+                for item in items {
+                    if abort.load(Ordering::Relaxed) {
+                        return Ok(false);
+                    }
+                    if let Some(c) = &clock {
+                        c.start(index);
+                    }
+                    match apply.apply(item) {
+                        Ok(r) => results.push(r),
+                        Err(source) => return Err(Error::TaskFailed { index, source }),
+                    }
+                    index += 1;
+                }
+                Ok(true)
+            }))
+        };
+        if let Some(c) = &clock {
+            c.stop();
+        }
+        let msg = match outcome {
+            Ok(Ok(true)) => Some(Message::Done {
+                seq: report.seq,
+                results,
+                elapsed: started.elapsed(),
+            }),
+            Ok(Ok(false)) => None,
+            Ok(Err(error)) => Some(Message::Failed { error }),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                drop(catch_unwind(AssertUnwindSafe(move || drop(payload))));
+                Some(Message::Failed {
+                    error: Error::TaskPanicked { index, message },
+                })
+            }
+        };
+        drop(apply);
+        match msg {
+            Some(m) => report.send(m),
+            // Aborted: nobody waits for a result.
+            None => {
+                let mut report = report;
+                report.tx = None;
+            }
+        }
+    }
+}

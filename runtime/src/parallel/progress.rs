@@ -1,0 +1,211 @@
+//! Progress of a call: the `on_progress` callback and `verbose` output on stderr.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How far a call has come, as passed to [`Parallel::on_progress`](crate::Parallel::on_progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Tasks completed so far.
+    pub done: usize,
+    /// How many tasks the call has in all: known from the start when the input reports an
+    /// exact length, otherwise once the input is exhausted.
+    pub total: Option<usize>,
+    /// Time since the call started.
+    pub elapsed: Duration,
+}
+
+pub(crate) type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Reports the progress of one call.
+pub(crate) struct Reporter {
+    callback: Option<ProgressFn>,
+    verbose: u32,
+    n_jobs: i32,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    done: usize,
+    total: Option<usize>,
+    completions: usize,
+    last_shown_step: Option<u64>,
+}
+
+impl Reporter {
+    pub(crate) fn new(
+        callback: Option<ProgressFn>,
+        verbose: u32,
+        n_jobs: i32,
+        total: Option<usize>,
+    ) -> Option<Self> {
+        if callback.is_none() && verbose == 0 {
+            return None;
+        }
+        let bar = (verbose > 0 && std::io::stderr().is_terminal()).then(|| {
+            let bar = match total {
+                Some(t) => indicatif::ProgressBar::new(t as u64),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            bar.set_prefix(format!("Parallel(n_jobs={n_jobs})"));
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "[{prefix}] {bar:30} {pos}/{len} | elapsed: {elapsed} eta: {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Some(Reporter {
+            callback,
+            verbose,
+            n_jobs,
+            started: Instant::now(),
+            bar,
+            done: 0,
+            total,
+            completions: 0,
+            last_shown_step: None,
+        })
+    }
+
+    pub(crate) fn start(&self, backend: &str, workers: usize) {
+        if self.verbose > 0 && self.bar.is_none() && workers > 1 {
+            self.line(&format!(
+                "Using backend {backend} with {workers} concurrent workers."
+            ));
+        }
+    }
+
+    pub(crate) fn input_exhausted(&mut self, total: usize) {
+        self.total = Some(total);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+        }
+    }
+
+    /// `n` more tasks finished.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.done += n;
+        self.completions += 1;
+        let elapsed = self.started.elapsed();
+        if let Some(cb) = &self.callback {
+            cb(Progress {
+                done: self.done,
+                total: self.total,
+                elapsed,
+            });
+        }
+        if self.verbose == 0 {
+            return;
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done as u64);
+            return;
+        }
+        if self.total == Some(self.done) {
+            return; // the final line comes from `finish`
+        }
+        if self.should_print() {
+            let text = self.done_text(elapsed);
+            self.line(&text);
+        }
+    }
+
+    /// joblib's throttle: every completion above verbose 10, otherwise whenever
+    /// `floor(sqrt(completions / s))` changes, with `s = 0.5 * (11 - verbose)^2`.
+    fn should_print(&mut self) -> bool {
+        if self.verbose > 10 {
+            return true;
+        }
+        let s = 0.5 * f64::from(11 - self.verbose).powi(2);
+        let step = ((self.completions - 1) as f64 / s).sqrt().floor() as u64;
+        if self.last_shown_step == Some(step) {
+            return false;
+        }
+        self.last_shown_step = Some(step);
+        true
+    }
+
+    fn done_text(&self, elapsed: Duration) -> String {
+        match self.total {
+            Some(total) => {
+                let w = total.max(1).ilog10() as usize + 1;
+                format!(
+                    "Done {:>w$} out of {:>w$} | elapsed: {}",
+                    self.done,
+                    total,
+                    short_time(elapsed)
+                )
+            }
+            None => format!(
+                "Done {:>3} tasks      | elapsed: {}",
+                self.done,
+                short_time(elapsed)
+            ),
+        }
+    }
+
+    /// The call ended; `ok` says whether every task completed.
+    pub(crate) fn finish(&mut self, ok: bool) {
+        if self.verbose == 0 {
+            return;
+        }
+        if let Some(bar) = &self.bar {
+            if ok {
+                bar.finish();
+            } else {
+                bar.abandon();
+            }
+            return;
+        }
+        if ok {
+            let total = self.total.unwrap_or(self.done);
+            let w = total.max(1).ilog10() as usize + 1;
+            self.line(&format!(
+                "Done {:>w$} out of {:>w$} | elapsed: {} finished",
+                self.done,
+                total,
+                short_time(self.started.elapsed())
+            ));
+        }
+    }
+
+    fn line(&self, msg: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "[Parallel(n_jobs={})]: {msg}", self.n_jobs);
+    }
+}
+
+/// joblib's time format: `"  1.2s"` below a minute, `" 2.5min"` above.
+pub(crate) fn short_time(t: Duration) -> String {
+    let secs = t.as_secs_f64();
+    if secs < 60.0 {
+        format!(" {secs:5.1}s")
+    } else {
+        format!("{:4.1}min", secs / 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format_matches_joblib() {
+        assert_eq!(
+            format!("elapsed:{}", short_time(Duration::from_millis(1200))),
+            "elapsed:   1.2s"
+        );
+        assert_eq!(short_time(Duration::from_secs(150)), " 2.5min");
+    }
+
+    #[test]
+    fn done_line_pads_to_the_width_of_the_total() {
+        let mut r = Reporter::new(None, 5, 2, Some(100)).unwrap();
+        r.done = 10;
+        assert_eq!(
+            r.done_text(Duration::from_millis(1200)),
+            "Done  10 out of 100 | elapsed:    1.2s"
+        );
+    }
+}
