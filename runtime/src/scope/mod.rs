@@ -98,7 +98,11 @@ impl Frame {
     fn backend_name(&self) -> String {
         match &self.backend {
             Some(b) => b.name().to_owned(),
-            None => registry::default_name(),
+            // Like a scope, report the instance's own name; an unknown default keeps its name.
+            None => match self.backend() {
+                Ok(b) => b.name().to_owned(),
+                Err(_) => registry::default_name(),
+            },
         }
     }
 }

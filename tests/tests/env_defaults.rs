@@ -1,0 +1,45 @@
+//! PARJOB_BACKEND and PARJOB_N_JOBS replace the root defaults; bad values are errors at
+//! call time, never panics. Each case runs in a child process with its own environment.
+
+use parjob::{Error, Parallel, get_active_backend};
+use parjob_tests::{is_child, rerun_test};
+
+#[test]
+fn env_sets_the_root_backend_and_n_jobs() {
+    if is_child() {
+        let a = get_active_backend();
+        assert_eq!((a.name(), a.n_jobs()), ("sequential", Some(3)));
+        assert_eq!(Parallel::new().map(0..3, |i| i).unwrap(), [0, 1, 2]);
+        return;
+    }
+    let (ok, out, err) = rerun_test(
+        "env_sets_the_root_backend_and_n_jobs",
+        &[("PARJOB_BACKEND", "sequential"), ("PARJOB_N_JOBS", "3")],
+    );
+    assert!(ok, "{out}\n{err}");
+}
+
+#[test]
+fn bad_env_values_are_errors_at_call_time() {
+    if is_child() {
+        let r = Parallel::new().map(0..3, |i| i);
+        match std::env::var("PARJOB_N_JOBS").as_deref() {
+            Ok("zero") | Ok("0") => assert!(matches!(r, Err(Error::InvalidConfig { .. })), "{r:?}"),
+            _ => assert!(matches!(r, Err(Error::UnknownBackend { .. })), "{r:?}"),
+        }
+        // Scopes still work and replace the bad defaults.
+        let ok = parjob::parallel_backend("threading").n_jobs(2).run(|| Parallel::new().map(0..3, |i| i)).unwrap();
+        if std::env::var("PARJOB_N_JOBS").is_err() {
+            assert_eq!(ok.unwrap(), [0, 1, 2]);
+        }
+        return;
+    }
+    for env in [
+        [("PARJOB_N_JOBS", "zero"), ("PARJOB_BACKEND", "threading")],
+        [("PARJOB_N_JOBS", "0"), ("PARJOB_BACKEND", "threading")],
+        [("PARJOB_BACKEND", "no-such"), ("PARJOB_UNUSED", "")],
+    ] {
+        let (ok, out, err) = rerun_test("bad_env_values_are_errors_at_call_time", &env);
+        assert!(ok, "{env:?}\n{out}\n{err}");
+    }
+}

@@ -1,0 +1,132 @@
+//! The first failure stops the call: queued tasks never start, the error names the task.
+
+use parjob::{Error, Parallel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_panic_is_reported_with_its_index_and_message() {
+    for n_jobs in [1, 2, 4] {
+        let err = Parallel::new()
+            .n_jobs(n_jobs)
+            .map(0..50, |i| {
+                if i == 17 {
+                    panic!("bad item {i}");
+                }
+                i
+            })
+            .unwrap_err();
+        match err {
+            Error::TaskPanicked { index, message } => {
+                assert_eq!(index, 17);
+                assert_eq!(message, "bad item 17");
+            }
+            other => panic!("n_jobs={n_jobs}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_err_is_reported_as_task_failed_with_its_source() {
+    let err = Parallel::new()
+        .n_jobs(2)
+        .try_map(["1", "2", "three", "4"], |s| s.parse::<u32>())
+        .unwrap_err();
+    match &err {
+        Error::TaskFailed { index, source } => {
+            assert_eq!(*index, 2);
+            assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn queued_tasks_never_start_after_a_failure() {
+    let started = AtomicUsize::new(0);
+    let r = Parallel::new().n_jobs(2).batch_size(1).map(0..1000, |i| {
+        started.fetch_add(1, Ordering::SeqCst);
+        if i == 0 {
+            panic!("first");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    assert!(matches!(r, Err(Error::TaskPanicked { index: 0, .. })));
+    // The panic hook (printing a backtrace, maybe) delays the report of the failure a little;
+    // the other 990-odd tasks must never start.
+    assert!(started.load(Ordering::SeqCst) < 100, "{} started", started.load(Ordering::SeqCst));
+}
+
+#[test]
+fn owned_tasks_fail_without_waiting_for_running_siblings() {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let tasks = (0..4).map(|i| {
+        let finished = Arc::clone(&finished);
+        move || {
+            if i == 1 {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!("late failure");
+            }
+            std::thread::sleep(Duration::from_secs(3));
+            finished.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let r = Parallel::new().n_jobs(4).run(tasks);
+    let waited = t0.elapsed();
+    assert!(matches!(r, Err(Error::TaskPanicked { index: 1, .. })), "{r:?}");
+    // The siblings sleep 3 s; returning well before that shows the call did not wait.
+    assert!(waited < Duration::from_millis(1500), "waited {waited:?}");
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn the_first_failure_in_time_wins_over_earlier_indices() {
+    let r = Parallel::new().n_jobs(2).run((0..2).map(|i| {
+        move || {
+            if i == 0 {
+                std::thread::sleep(Duration::from_millis(600));
+                panic!("slow failure");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            panic!("quick failure");
+        }
+    }));
+    assert!(matches!(r, Err(Error::TaskPanicked { index: 1, .. })), "{r:?}");
+}
+
+#[test]
+fn borrowing_calls_wait_only_for_running_tasks() {
+    let data = vec![1u64; 64];
+    let done = AtomicUsize::new(0);
+    let r = Parallel::new().n_jobs(2).batch_size(1).try_map(0..64, |i| {
+        if i == 0 {
+            return Err("boom");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        done.fetch_add(data[i] as usize, Ordering::SeqCst);
+        Ok(())
+    });
+    assert!(matches!(r, Err(Error::TaskFailed { index: 0, .. })));
+    // When `map` returns, no task may still be touching `data` or `done`.
+    let after_return = done.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(done.load(Ordering::SeqCst), after_return);
+    assert!(after_return < 8, "{after_return} tasks ran after the failure");
+}
+
+#[test]
+fn the_pool_is_healthy_after_failures() {
+    for round in 0..20 {
+        let r = Parallel::new().n_jobs(2).map(0..10, |i| {
+            if i == round % 10 {
+                panic!("round {round}");
+            }
+            i
+        });
+        assert!(r.is_err());
+        assert_eq!(Parallel::new().n_jobs(2).map(0..10, |i| i).unwrap().len(), 10);
+    }
+}
