@@ -26,7 +26,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     /// `n_jobs` was 0, which names no worker count at all.
-    #[error("n_jobs == 0 has no meaning: use a positive worker count, -1 for every cpu, or -k for all but k-1")]
+    #[error(
+        "n_jobs == 0 has no meaning: use a positive worker count, -1 for every cpu, or -k for all but k-1"
+    )]
     InvalidNJobs,
 
     /// A setting cannot be honoured: a bad `batch_size` or `pre_dispatch`, a backend parameter

@@ -66,13 +66,13 @@ pub use scope::{
 /// What the macros' generated code names. Not part of the API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::Error;
     pub use crate::backend::ParamValue;
     pub use crate::parallel::{BatchSize, Delayed, Parallel, PreDispatch};
     pub use crate::registry::BackendSpec;
     pub use crate::scope::{
         BackendGuard, BackendScope, Prefer, Require, parallel_backend, parallel_config,
     };
-    pub use crate::Error;
     pub use core::time::Duration;
 
     /// A backend name the macro already checked against the built-in ones.

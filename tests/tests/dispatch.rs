@@ -13,16 +13,28 @@ fn one_worker_consumes_in_lockstep() {
         .n_jobs(1)
         .map(input, |i| log.push(format!("C{i}")))
         .unwrap();
-    assert_eq!(log.events(), ["P0", "C0", "P1", "C1", "P2", "C2", "P3", "C3"]);
+    assert_eq!(
+        log.events(),
+        ["P0", "C0", "P1", "C1", "P2", "C2", "P3", "C3"]
+    );
 }
 
 #[test]
 fn one_worker_runs_on_the_calling_thread() {
     let me = std::thread::current().id();
-    let ids = Parallel::new().n_jobs(1).map(0..3, |_| std::thread::current().id()).unwrap();
+    let ids = Parallel::new()
+        .n_jobs(1)
+        .map(0..3, |_| std::thread::current().id())
+        .unwrap();
     assert!(ids.iter().all(|&id| id == me));
-    let ids = Parallel::new().n_jobs(2).map(0..3, |_| std::thread::current().id()).unwrap();
-    assert!(ids.iter().all(|&id| id != me), "with workers, tasks leave the caller");
+    let ids = Parallel::new()
+        .n_jobs(2)
+        .map(0..3, |_| std::thread::current().id())
+        .unwrap();
+    assert!(
+        ids.iter().all(|&id| id != me),
+        "with workers, tasks leave the caller"
+    );
 }
 
 #[test]
@@ -40,7 +52,10 @@ fn pre_dispatch_bounds_what_is_pulled_before_the_first_completion() {
     let events = log.events();
     let first_completion = events.iter().position(|e| e.starts_with('C')).unwrap();
     let p3 = log.position("P3").unwrap();
-    assert!(p3 > first_completion, "P3 pulled before any task completed: {events:?}");
+    assert!(
+        p3 > first_completion,
+        "P3 pulled before any task completed: {events:?}"
+    );
     assert!(log.position("P2").unwrap() < first_completion, "{events:?}");
 }
 
@@ -60,12 +75,18 @@ fn pre_dispatch_expressions_and_all() {
     let first_completion = events.iter().position(|e| e.starts_with('C')).unwrap();
     assert!(log.position("P5").unwrap() < first_completion, "{events:?}");
 
-    let bad = Parallel::new().n_jobs(2).pre_dispatch("2*jobs").map(0..3, |i| i);
+    let bad = Parallel::new()
+        .n_jobs(2)
+        .pre_dispatch("2*jobs")
+        .map(0..3, |i| i);
     assert!(matches!(bad, Err(Error::InvalidConfig { .. })));
     let bad = Parallel::new().n_jobs(2).batch_size(0).map(0..3, |i| i);
     assert!(matches!(bad, Err(Error::InvalidConfig { .. })));
     let bad = Parallel::new().n_jobs(1).batch_size(0).map(0..3, |i| i);
-    assert!(matches!(bad, Err(Error::InvalidConfig { .. })), "checked on the one-worker path too");
+    assert!(
+        matches!(bad, Err(Error::InvalidConfig { .. })),
+        "checked on the one-worker path too"
+    );
 }
 
 fn peak_with(n_jobs: i32) -> usize {
@@ -90,10 +111,23 @@ fn exactly_n_jobs_tasks_run_at_once() {
 #[test]
 fn pools_are_reused_across_calls() {
     let names = |_: usize| std::thread::current().name().map(str::to_owned);
-    let first: std::collections::BTreeSet<_> = Parallel::new().n_jobs(3).map(0..60, names).unwrap().into_iter().collect();
-    let second: std::collections::BTreeSet<_> = Parallel::new().n_jobs(3).map(0..60, names).unwrap().into_iter().collect();
+    let first: std::collections::BTreeSet<_> = Parallel::new()
+        .n_jobs(3)
+        .map(0..60, names)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let second: std::collections::BTreeSet<_> = Parallel::new()
+        .n_jobs(3)
+        .map(0..60, names)
+        .unwrap()
+        .into_iter()
+        .collect();
     assert!(first.len() <= 3 && second.len() <= 3);
-    assert!(second.is_subset(&first) || first.is_subset(&second), "{first:?} vs {second:?}");
+    assert!(
+        second.is_subset(&first) || first.is_subset(&second),
+        "{first:?} vs {second:?}"
+    );
     let ids_a: std::collections::BTreeSet<String> = Parallel::new()
         .n_jobs(3)
         .map(0..60, |_| format!("{:?}", std::thread::current().id()))
@@ -106,5 +140,8 @@ fn pools_are_reused_across_calls() {
         .unwrap()
         .into_iter()
         .collect();
-    assert!(ids_a.union(&ids_b).count() <= 3, "a second call started new threads");
+    assert!(
+        ids_a.union(&ids_b).count() <= 3,
+        "a second call started new threads"
+    );
 }

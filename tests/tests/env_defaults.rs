@@ -28,7 +28,10 @@ fn bad_env_values_are_errors_at_call_time() {
             _ => assert!(matches!(r, Err(Error::UnknownBackend { .. })), "{r:?}"),
         }
         // Scopes still work and replace the bad defaults.
-        let ok = parjob::parallel_backend("threading").n_jobs(2).run(|| Parallel::new().map(0..3, |i| i)).unwrap();
+        let ok = parjob::parallel_backend("threading")
+            .n_jobs(2)
+            .run(|| Parallel::new().map(0..3, |i| i))
+            .unwrap();
         if std::env::var("PARJOB_N_JOBS").is_err() {
             assert_eq!(ok.unwrap(), [0, 1, 2]);
         }

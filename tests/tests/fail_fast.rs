@@ -1,8 +1,8 @@
 //! The first failure stops the call: queued tasks never start, the error names the task.
 
 use parjob::{Error, Parallel};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -56,7 +56,11 @@ fn queued_tasks_never_start_after_a_failure() {
     assert!(matches!(r, Err(Error::TaskPanicked { index: 0, .. })));
     // The panic hook (printing a backtrace, maybe) delays the report of the failure a little;
     // the other 990-odd tasks must never start.
-    assert!(started.load(Ordering::SeqCst) < 100, "{} started", started.load(Ordering::SeqCst));
+    assert!(
+        started.load(Ordering::SeqCst) < 100,
+        "{} started",
+        started.load(Ordering::SeqCst)
+    );
 }
 
 #[test]
@@ -76,7 +80,10 @@ fn owned_tasks_fail_without_waiting_for_running_siblings() {
     });
     let r = Parallel::new().n_jobs(4).run(tasks);
     let waited = t0.elapsed();
-    assert!(matches!(r, Err(Error::TaskPanicked { index: 1, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::TaskPanicked { index: 1, .. })),
+        "{r:?}"
+    );
     // The siblings sleep 3 s; returning well before that shows the call did not wait.
     assert!(waited < Duration::from_millis(1500), "waited {waited:?}");
     assert_eq!(finished.load(Ordering::SeqCst), 0);
@@ -94,7 +101,10 @@ fn the_first_failure_in_time_wins_over_earlier_indices() {
             panic!("quick failure");
         }
     }));
-    assert!(matches!(r, Err(Error::TaskPanicked { index: 1, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::TaskPanicked { index: 1, .. })),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -114,7 +124,10 @@ fn borrowing_calls_wait_only_for_running_tasks() {
     let after_return = done.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(done.load(Ordering::SeqCst), after_return);
-    assert!(after_return < 8, "{after_return} tasks ran after the failure");
+    assert!(
+        after_return < 8,
+        "{after_return} tasks ran after the failure"
+    );
 }
 
 #[test]
@@ -127,6 +140,9 @@ fn the_pool_is_healthy_after_failures() {
             i
         });
         assert!(r.is_err());
-        assert_eq!(Parallel::new().n_jobs(2).map(0..10, |i| i).unwrap().len(), 10);
+        assert_eq!(
+            Parallel::new().n_jobs(2).map(0..10, |i| i).unwrap().len(),
+            10
+        );
     }
 }

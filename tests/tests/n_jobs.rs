@@ -10,7 +10,11 @@ fn effective_n_jobs_follows_joblib() {
     assert!(cpus >= 1);
     assert_eq!(effective_n_jobs(1).unwrap(), 1);
     assert_eq!(effective_n_jobs(4).unwrap(), 4);
-    assert_eq!(effective_n_jobs(64).unwrap(), 64, "more workers than cpus is allowed");
+    assert_eq!(
+        effective_n_jobs(64).unwrap(),
+        64,
+        "more workers than cpus is allowed"
+    );
     assert_eq!(effective_n_jobs(-1).unwrap(), cpus);
     assert_eq!(effective_n_jobs(-2).unwrap(), (cpus - 1).max(1));
     assert_eq!(effective_n_jobs(-(cpus as i32) - 50).unwrap(), 1);

@@ -31,7 +31,11 @@ fn nested_calls_follow_the_ladder() {
         for (level2, deepest) in inner {
             assert_eq!(level2, ("sequential".into(), None, 2));
             // Sequential runs in the caller, so its tasks see the same scope.
-            assert!(deepest.iter().all(|d| *d == ("sequential".to_owned(), None, 2)));
+            assert!(
+                deepest
+                    .iter()
+                    .all(|d| *d == ("sequential".to_owned(), None, 2))
+            );
         }
     }
 }
@@ -49,7 +53,10 @@ fn a_bare_call_inside_a_task_runs_on_that_task_s_thread() {
                 .all(|id| id == me)
         })
         .unwrap();
-    assert!(same.iter().all(|&s| s), "n_jobs unset inside a worker means 1");
+    assert!(
+        same.iter().all(|&s| s),
+        "n_jobs unset inside a worker means 1"
+    );
 }
 
 #[test]
@@ -57,7 +64,14 @@ fn nested_calls_asking_for_threads_do_not_deadlock() {
     // Every outer worker waits on an inner call of the same size.
     let sums = Parallel::new()
         .n_jobs(2)
-        .map(0..6, |i| Parallel::new().n_jobs(2).map(0..50, |j| i * j).unwrap().into_iter().sum::<usize>())
+        .map(0..6, |i| {
+            Parallel::new()
+                .n_jobs(2)
+                .map(0..50, |j| i * j)
+                .unwrap()
+                .into_iter()
+                .sum::<usize>()
+        })
         .unwrap();
     assert_eq!(sums, (0..6).map(|i| i * 1225).collect::<Vec<_>>());
 }
@@ -66,7 +80,10 @@ fn nested_calls_asking_for_threads_do_not_deadlock() {
 fn a_sequential_top_level_is_transparent() {
     let _s = parallel_backend("sequential").n_jobs(3).enter().unwrap();
     let seen = Parallel::new().map(0..2, |_| here()).unwrap();
-    assert!(seen.iter().all(|s| *s == ("sequential".to_owned(), Some(3), 0)));
+    assert!(
+        seen.iter()
+            .all(|s| *s == ("sequential".to_owned(), Some(3), 0))
+    );
 }
 
 #[test]
@@ -76,5 +93,9 @@ fn inner_max_num_threads_sets_n_jobs_of_nested_calls() {
         .inner_max_num_threads(3)
         .run(|| Parallel::new().map(0..4, |_| here()).unwrap())
         .unwrap();
-    assert!(seen.iter().all(|s| *s == ("threading".to_owned(), Some(3), 1)), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|s| *s == ("threading".to_owned(), Some(3), 1)),
+        "{seen:?}"
+    );
 }

@@ -113,7 +113,9 @@ fn input_of_unknown_length_keeps_order() {
 #[test]
 fn empty_input_gives_empty_output() {
     each_backend(|b, n| {
-        let none: Vec<u8> = Parallel::new().map(std::iter::empty::<u8>(), |x| x).unwrap();
+        let none: Vec<u8> = Parallel::new()
+            .map(std::iter::empty::<u8>(), |x| x)
+            .unwrap();
         assert!(none.is_empty(), "{b} n_jobs={n}");
         let none: Vec<u8> = Parallel::new()
             .run(std::iter::empty::<fn() -> u8>())

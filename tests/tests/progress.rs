@@ -31,26 +31,38 @@ fn total_is_learned_when_the_input_ends() {
         .map((0..20).filter(|_| true), |i| i)
         .unwrap();
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.first().map(|s| s.1), Some(None), "unknown at first: {seen:?}");
+    assert_eq!(
+        seen.first().map(|s| s.1),
+        Some(None),
+        "unknown at first: {seen:?}"
+    );
     assert_eq!(seen.last(), Some(&(20, Some(20))));
 }
 
 #[test]
 fn verbose_prints_joblib_lines() {
     if is_child() {
-        Parallel::new().n_jobs(2).verbose(11).map(0..20, |i| i).unwrap();
+        Parallel::new()
+            .n_jobs(2)
+            .verbose(11)
+            .map(0..20, |i| i)
+            .unwrap();
         return;
     }
     let (ok, _, stderr) = rerun_test("verbose_prints_joblib_lines", &[]);
     assert!(ok, "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("[Parallel(n_jobs=2)]: ")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("[Parallel(n_jobs=2)]: "))
+        .collect();
     assert_eq!(
         lines.first().copied(),
         Some("[Parallel(n_jobs=2)]: Using backend threading with 2 concurrent workers.")
     );
     let last = lines.last().unwrap();
     assert!(
-        last.starts_with("[Parallel(n_jobs=2)]: Done 20 out of 20 | elapsed: ") && last.ends_with("s finished"),
+        last.starts_with("[Parallel(n_jobs=2)]: Done 20 out of 20 | elapsed: ")
+            && last.ends_with("s finished"),
         "{last}"
     );
     assert!(lines.len() >= 3, "{lines:?}");

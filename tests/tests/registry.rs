@@ -30,7 +30,14 @@ fn a_registered_backend_runs_the_jobs() {
     let _l = SERIAL.lock().unwrap();
     let jobs = Arc::new(AtomicUsize::new(0));
     let j = Arc::clone(&jobs);
-    register_parallel_backend("counting", move || Counting { jobs: Arc::clone(&j) }, false).unwrap();
+    register_parallel_backend(
+        "counting",
+        move || Counting {
+            jobs: Arc::clone(&j),
+        },
+        false,
+    )
+    .unwrap();
     let out = parallel_backend("counting")
         .n_jobs(2)
         .run(|| Parallel::new().batch_size(1).map(0..10, |i| i * 2).unwrap())
@@ -38,7 +45,9 @@ fn a_registered_backend_runs_the_jobs() {
     assert_eq!(out, (0..10).map(|i| i * 2).collect::<Vec<_>>());
     assert_eq!(jobs.load(Ordering::SeqCst), 10);
     assert_eq!(
-        parallel_backend(registered("counting")).run(|| get_active_backend().name().to_owned()).unwrap(),
+        parallel_backend(registered("counting"))
+            .run(|| get_active_backend().name().to_owned())
+            .unwrap(),
         "counting"
     );
 }
@@ -51,9 +60,19 @@ fn empty_names_are_rejected_and_names_can_be_replaced() {
         Err(Error::InvalidConfig { .. })
     ));
     register_parallel_backend("alias", parjob::backend::Sequential::new, false).unwrap();
-    assert_eq!(parallel_backend("alias").run(|| get_active_backend().name().to_owned()).unwrap(), "sequential");
+    assert_eq!(
+        parallel_backend("alias")
+            .run(|| get_active_backend().name().to_owned())
+            .unwrap(),
+        "sequential"
+    );
     register_parallel_backend("alias", parjob::backend::Threading::new, false).unwrap();
-    assert_eq!(parallel_backend("alias").run(|| get_active_backend().name().to_owned()).unwrap(), "threading");
+    assert_eq!(
+        parallel_backend("alias")
+            .run(|| get_active_backend().name().to_owned())
+            .unwrap(),
+        "threading"
+    );
 }
 
 #[test]
@@ -62,11 +81,18 @@ fn make_default_changes_the_root_backend_of_every_thread() {
     assert_eq!(get_active_backend().name(), "threading");
     register_parallel_backend("serial-default", parjob::backend::Sequential::new, true).unwrap();
     assert_eq!(get_active_backend().name(), "sequential");
-    let from_thread = std::thread::spawn(|| get_active_backend().name().to_owned()).join().unwrap();
+    let from_thread = std::thread::spawn(|| get_active_backend().name().to_owned())
+        .join()
+        .unwrap();
     assert_eq!(from_thread, "sequential");
     let me = std::thread::current().id();
-    let ids = Parallel::new().map(0..4, |_| std::thread::current().id()).unwrap();
-    assert!(ids.iter().all(|&id| id == me), "the sequential default runs on the caller");
+    let ids = Parallel::new()
+        .map(0..4, |_| std::thread::current().id())
+        .unwrap();
+    assert!(
+        ids.iter().all(|&id| id == me),
+        "the sequential default runs on the caller"
+    );
     register_parallel_backend("threading", parjob::backend::Threading::new, true).unwrap();
     assert_eq!(get_active_backend().name(), "threading");
 }
@@ -84,5 +110,8 @@ fn a_backend_that_drops_jobs_gives_an_error_not_a_hang() {
         }
     }
     let r = Parallel::new().backend(Dropper).n_jobs(2).map(0..10, |i| i);
-    assert!(matches!(r, Err(Error::WorkerDied { index: Some(_), .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::WorkerDied { index: Some(_), .. })),
+        "{r:?}"
+    );
 }

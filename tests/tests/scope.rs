@@ -24,7 +24,11 @@ fn root_defaults_are_threading_with_every_cpu() {
 fn guard_switches_and_restores() {
     {
         let _g = parallel_backend("sequential").enter().unwrap();
-        assert_eq!(active(), ("sequential".into(), Some(-1)), "parallel_backend defaults n_jobs to -1");
+        assert_eq!(
+            active(),
+            ("sequential".into(), Some(-1)),
+            "parallel_backend defaults n_jobs to -1"
+        );
         {
             let _g2 = parallel_backend("threading").n_jobs(2).enter().unwrap();
             assert_eq!(active(), ("threading".into(), Some(2)));
@@ -36,18 +40,29 @@ fn guard_switches_and_restores() {
 
 #[test]
 fn run_form_restores_after_the_closure() {
-    let inside = parallel_backend("sequential").n_jobs(5).run(active).unwrap();
+    let inside = parallel_backend("sequential")
+        .n_jobs(5)
+        .run(active)
+        .unwrap();
     assert_eq!(inside, ("sequential".into(), Some(5)));
     assert_eq!(active(), root());
 }
 
 #[test]
 fn nested_configs_inherit_unset_fields() {
-    let _a = parallel_backend("sequential").n_jobs(3).verbose(0).enter().unwrap();
+    let _a = parallel_backend("sequential")
+        .n_jobs(3)
+        .verbose(0)
+        .enter()
+        .unwrap();
     let _b = parallel_config().n_jobs(2).enter().unwrap();
     assert_eq!(active(), ("sequential".into(), Some(2)));
     let _c = parallel_config().backend("threading").enter().unwrap();
-    assert_eq!(active(), ("threading".into(), Some(2)), "n_jobs inherited past a backend change");
+    assert_eq!(
+        active(),
+        ("threading".into(), Some(2)),
+        "n_jobs inherited past a backend change"
+    );
 }
 
 #[test]
@@ -87,7 +102,10 @@ fn scopes_switch_and_restore_inside_worker_threads() {
         .n_jobs(2)
         .map(0..8, |i| {
             let before = active();
-            let inside = parallel_backend("sequential").n_jobs(i).run(active).unwrap();
+            let inside = parallel_backend("sequential")
+                .n_jobs(i)
+                .run(active)
+                .unwrap();
             let after_panic = std::panic::catch_unwind(|| {
                 let _g = parallel_backend("sequential").enter().unwrap();
                 panic!("in a task");
@@ -136,7 +154,10 @@ fn unknown_backends_are_reported_with_the_known_names() {
         }
         other => panic!("expected UnknownBackend, got {other:?}"),
     }
-    let err = Parallel::new().backend(registered("nope")).map(0..1, |i| i).unwrap_err();
+    let err = Parallel::new()
+        .backend(registered("nope"))
+        .map(0..1, |i| i)
+        .unwrap_err();
     assert!(matches!(err, Error::UnknownBackend { .. }));
     assert!(err.to_string().contains("`threading`"), "{err}");
     assert_eq!(active(), root());
@@ -151,10 +172,20 @@ fn bad_scope_settings_are_errors_on_enter() {
         .enter();
     assert!(matches!(contradictory, Err(Error::InvalidConfig { .. })));
     let params_without_backend = parallel_config().param("x", 1).enter();
-    assert!(matches!(params_without_backend, Err(Error::InvalidConfig { .. })));
-    let inner_on_sequential = parallel_backend(Sequential::new()).inner_max_num_threads(2).enter();
-    assert!(matches!(inner_on_sequential, Err(Error::InvalidConfig { .. })));
-    let unknown_param = parallel_backend("threading").param("idle_worker_timeout", 3).enter();
+    assert!(matches!(
+        params_without_backend,
+        Err(Error::InvalidConfig { .. })
+    ));
+    let inner_on_sequential = parallel_backend(Sequential::new())
+        .inner_max_num_threads(2)
+        .enter();
+    assert!(matches!(
+        inner_on_sequential,
+        Err(Error::InvalidConfig { .. })
+    ));
+    let unknown_param = parallel_backend("threading")
+        .param("idle_worker_timeout", 3)
+        .enter();
     assert!(matches!(unknown_param, Err(Error::InvalidConfig { .. })));
     assert_eq!(active(), root());
 }

@@ -73,7 +73,11 @@ fn an_unconsumed_stream_stops_pulling_an_infinite_input() {
         // 5 consumed plus at most pre_dispatch (2 * n_jobs = 4) batches of one task ahead.
         assert!(seen <= 5 + 4 + 1, "ordered={ordered}: pulled {seen}");
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(pulled.load(Ordering::SeqCst), seen, "input pulled while nobody consumed");
+        assert_eq!(
+            pulled.load(Ordering::SeqCst),
+            seen,
+            "input pulled while nobody consumed"
+        );
     }
 }
 
@@ -96,7 +100,10 @@ fn dropping_a_stream_half_way_skips_the_rest() {
     let at_drop = ran.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(150));
     let later = ran.load(Ordering::SeqCst);
-    assert!(later <= at_drop + 2, "tasks kept starting after the drop: {at_drop} -> {later}");
+    assert!(
+        later <= at_drop + 2,
+        "tasks kept starting after the drop: {at_drop} -> {later}"
+    );
     assert!(later < 200);
 }
 
@@ -116,7 +123,10 @@ fn a_failing_stream_reports_the_error_then_ends() {
     for expect in 0..4 {
         assert_eq!(s.next().unwrap().unwrap(), expect);
     }
-    assert!(matches!(s.next(), Some(Err(Error::TaskPanicked { index: 4, .. }))));
+    assert!(matches!(
+        s.next(),
+        Some(Err(Error::TaskPanicked { index: 4, .. }))
+    ));
     assert!(s.next().is_none());
 }
 
@@ -126,9 +136,18 @@ fn with_one_worker_a_stream_is_pulled_lazily() {
     let counter = Arc::clone(&pulled);
     let mut s = Parallel::new()
         .n_jobs(1)
-        .map_iter((0..10).inspect(move |_| { counter.fetch_add(1, Ordering::SeqCst); }), |i| i)
+        .map_iter(
+            (0..10).inspect(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+            |i| i,
+        )
         .unwrap();
-    assert_eq!(pulled.load(Ordering::SeqCst), 0, "nothing before the first next");
+    assert_eq!(
+        pulled.load(Ordering::SeqCst),
+        0,
+        "nothing before the first next"
+    );
     assert_eq!(s.next().unwrap().unwrap(), 0);
     assert_eq!(pulled.load(Ordering::SeqCst), 1);
 }

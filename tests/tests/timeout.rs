@@ -55,7 +55,10 @@ fn a_stuck_task_does_not_block_later_calls() {
     let t0 = Instant::now();
     let out = Parallel::new().n_jobs(2).map(0..100, |i| i + 1).unwrap();
     assert_eq!(out.len(), 100);
-    assert!(t0.elapsed() < Duration::from_secs(2), "the next call queued behind stuck threads");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "the next call queued behind stuck threads"
+    );
 }
 
 #[test]
@@ -63,9 +66,14 @@ fn timeouts_apply_to_streams_too() {
     let mut s = Parallel::new()
         .n_jobs(2)
         .timeout(Duration::from_millis(50))
-        .map_iter(0..3u64, |i| std::thread::sleep(Duration::from_millis(if i == 1 { 2000 } else { 0 })))
+        .map_iter(0..3u64, |i| {
+            std::thread::sleep(Duration::from_millis(if i == 1 { 2000 } else { 0 }))
+        })
         .unwrap();
     assert!(matches!(s.next(), Some(Ok(()))));
-    assert!(matches!(s.next(), Some(Err(Error::Timeout { index: 1, .. }))));
+    assert!(matches!(
+        s.next(),
+        Some(Err(Error::Timeout { index: 1, .. }))
+    ));
     assert!(s.next().is_none(), "a failed stream ends");
 }

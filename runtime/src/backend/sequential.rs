@@ -1,7 +1,7 @@
 //! The `sequential` backend: every task on the calling thread.
 
-use crate::backend::{Backend, Job, PoolRequest};
 use crate::Error;
+use crate::backend::{Backend, Job, PoolRequest};
 
 /// Runs every task in order on the calling thread, as a plain loop.
 ///

@@ -66,7 +66,10 @@ fn pool_for(request: PoolRequest) -> Option<Arc<rayon::ThreadPool>> {
             Some(pool)
         }
         Err(e) => {
-            tracing::error!("parjob: cannot start a thread pool of {}: {e}", request.workers);
+            tracing::error!(
+                "parjob: cannot start a thread pool of {}: {e}",
+                request.workers
+            );
             None
         }
     }
@@ -91,6 +94,9 @@ impl Backend for Threading {
         // call keep their pool until they finish; later calls get a fresh pool, so they never
         // queue behind a task that may not end. The old threads exit once they are idle.
         let key = (request.workers, request.nesting_level);
-        pools().lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        pools()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 }

@@ -93,9 +93,8 @@ impl PreDispatch {
         let n = match self {
             PreDispatch::All => return Ok(usize::MAX),
             PreDispatch::Count(n) => *n as f64,
-            PreDispatch::Expr(e) => Expr::eval(e, n_jobs as f64).map_err(|why| {
-                Error::config(format!("pre_dispatch `{e}` is not valid: {why}"))
-            })?,
+            PreDispatch::Expr(e) => Expr::eval(e, n_jobs as f64)
+                .map_err(|why| Error::config(format!("pre_dispatch `{e}` is not valid: {why}")))?,
         };
         if !(n >= 1.0) {
             return Err(Error::config(format!(
@@ -138,7 +137,11 @@ impl<'a> Expr<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while self.bytes.get(self.pos).is_some_and(|b| b.is_ascii_whitespace()) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(|b| b.is_ascii_whitespace())
+        {
             self.pos += 1;
         }
     }
@@ -294,9 +297,22 @@ mod tests {
         assert_eq!(PreDispatch::from("(n_jobs+1)*-(-2)").limit(3).unwrap(), 8);
         assert_eq!(PreDispatch::from("all").limit(3).unwrap(), usize::MAX);
         assert_eq!(PreDispatch::from(7).limit(3).unwrap(), 7);
-        for bad in ["", "2*", "n_jobs**", "os.system('x')", "2/0", "0", "-n_jobs", "(1", "1)"] {
+        for bad in [
+            "",
+            "2*",
+            "n_jobs**",
+            "os.system('x')",
+            "2/0",
+            "0",
+            "-n_jobs",
+            "(1",
+            "1)",
+        ] {
             assert!(
-                matches!(PreDispatch::from(bad).limit(2), Err(Error::InvalidConfig { .. })),
+                matches!(
+                    PreDispatch::from(bad).limit(2),
+                    Err(Error::InvalidConfig { .. })
+                ),
                 "{bad:?} was accepted"
             );
         }

@@ -15,10 +15,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::apply::Apply;
 use super::plan::Plan;
 use super::progress::Reporter;
+use crate::Error;
 use crate::backend::Job;
 use crate::error::panic_message;
 use crate::scope;
-use crate::Error;
 
 /// What a batch reports back. Every batch sends exactly one, unless the call was aborted.
 enum Message<R> {
@@ -150,7 +150,12 @@ where
         let sizer = super::batch::BatchSizer::new(plan.batch, plan.backend.ideal_batch_duration())?;
         let (lo, hi) = input.size_hint();
         let exact_len = (Some(lo) == hi).then_some(lo);
-        let reporter = Reporter::new(plan.on_progress.take(), plan.verbose, plan.n_jobs, exact_len);
+        let reporter = Reporter::new(
+            plan.on_progress.take(),
+            plan.verbose,
+            plan.n_jobs,
+            exact_len,
+        );
         if let Some(r) = &reporter {
             r.start(plan.backend.name(), plan.workers);
         }
@@ -220,10 +225,7 @@ where
             abort: Arc::clone(&self.abort),
             clock,
             nested: Arc::clone(&self.plan.nested),
-            report: Report {
-                seq,
-                tx: Some(tx),
-            },
+            report: Report { seq, tx: Some(tx) },
             _apply: PhantomData,
         };
         let boxed: Box<dyn FnOnce() + Send + 'a> = Box::new(move || work.run());
@@ -233,7 +235,9 @@ where
         // every job has been run or dropped, since each holds a clone of the channel's
         // sender, which is the job's last field to be dropped.
         let boxed: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(boxed) };
-        self.plan.backend.spawn(self.plan.request(), Job::new(boxed));
+        self.plan
+            .backend
+            .spawn(self.plan.request(), Job::new(boxed));
     }
 
     /// Waits for the next completed batch; `None` once nothing is in flight.
@@ -284,7 +288,8 @@ where
     fn recv_with_timeout(&mut self, limit: Duration) -> Result<Message<A::Out>, Error> {
         loop {
             let now = Instant::now();
-            let mut wake = now + (limit / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+            let mut wake =
+                now + (limit / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
             for b in self.in_flight.values() {
                 if let Some((index, started)) = b.clock.as_ref().and_then(|c| c.running()) {
                     let deadline = started + limit;

@@ -581,7 +581,10 @@ impl fmt::Debug for Parallel {
             .field("require", &self.require)
             .field("inner_max_num_threads", &self.inner_max_num_threads)
             .field("params", &self.params)
-            .field("on_progress", &self.on_progress.as_ref().map(|_| "<callback>"))
+            .field(
+                "on_progress",
+                &self.on_progress.as_ref().map(|_| "<callback>"),
+            )
             .finish()
     }
 }

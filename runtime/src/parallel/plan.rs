@@ -7,10 +7,10 @@ use std::time::Duration;
 use super::Parallel;
 use super::batch::{BatchSize, PreDispatch};
 use super::progress::ProgressFn;
+use crate::Error;
 use crate::backend::{Backend, PoolRequest, Threading};
 use crate::registry::{self, BackendSpec};
 use crate::scope::{self, Frame, Prefer, Require};
-use crate::Error;
 
 /// Everything a call needs, settled before its first task is pulled.
 pub(crate) struct Plan {
@@ -79,7 +79,9 @@ impl Plan {
                     if registry::is_registered("loky") {
                         backend = BackendSpec::from("loky").resolve(&[])?;
                     } else {
-                        tracing::debug!("parjob: prefer = processes, but no process backend is available");
+                        tracing::debug!(
+                            "parjob: prefer = processes, but no process backend is available"
+                        );
                     }
                 }
                 _ => {}
@@ -114,7 +116,9 @@ impl Plan {
             let ns = backend.nested(frame.nesting_level);
             Arc::new(Frame {
                 backend: Some(ns.backend.resolve(&[])?),
-                n_jobs: inner.map(|k| i32::try_from(k).unwrap_or(i32::MAX)).or(ns.n_jobs),
+                n_jobs: inner
+                    .map(|k| i32::try_from(k).unwrap_or(i32::MAX))
+                    .or(ns.n_jobs),
                 verbose: None,
                 prefer: None,
                 require: None,

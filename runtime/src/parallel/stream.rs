@@ -9,8 +9,8 @@ use super::apply::Apply;
 use super::dispatch::Dispatcher;
 use super::plan::Plan;
 use super::progress::Reporter;
-use crate::error::panic_message;
 use crate::Error;
+use crate::error::panic_message;
 
 /// The results of a call, one at a time, as workers produce them.
 pub(crate) struct Stream<It: Iterator, A: Apply<It::Item> + Send + Sync + 'static>

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::backend::{Backend, ParamValue, Sequential, Threading};
 use crate::Error;
+use crate::backend::{Backend, ParamValue, Sequential, Threading};
 
 type Factory = Arc<dyn Fn() -> Box<dyn Backend> + Send + Sync>;
 
@@ -18,7 +18,10 @@ fn registry() -> &'static RwLock<Registry> {
     static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut factories: BTreeMap<String, Factory> = BTreeMap::new();
-        factories.insert("sequential".into(), Arc::new(|| Box::new(Sequential::new())));
+        factories.insert(
+            "sequential".into(),
+            Arc::new(|| Box::new(Sequential::new())),
+        );
         factories.insert("threading".into(), Arc::new(|| Box::new(Threading::new())));
         RwLock::new(Registry {
             factories,
@@ -171,7 +174,10 @@ impl BackendSpec {
     }
 
     /// A backend instance with `params` applied.
-    pub(crate) fn resolve(&self, params: &[(String, ParamValue)]) -> Result<Arc<dyn Backend>, Error> {
+    pub(crate) fn resolve(
+        &self,
+        params: &[(String, ParamValue)],
+    ) -> Result<Arc<dyn Backend>, Error> {
         match &self.0 {
             Spec::Name(n) => instantiate(n, params),
             Spec::Instance(b) if params.is_empty() => Ok(Arc::clone(b)),

@@ -259,9 +259,7 @@ impl BackendScope {
             }
         }
         if self.inner_max_num_threads == Some(0) {
-            return Err(Error::config(
-                "`inner_max_num_threads` must be at least 1",
-            ));
+            return Err(Error::config("`inner_max_num_threads` must be at least 1"));
         }
         let chose_backend = backend.is_some();
         Ok(Frame {
@@ -341,6 +339,8 @@ impl Drop for BackendGuard {
 
 impl fmt::Debug for BackendGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BackendGuard").field("id", &self.id).finish()
+        f.debug_struct("BackendGuard")
+            .field("id", &self.id)
+            .finish()
     }
 }

@@ -8,12 +8,12 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 pub use guard::{BackendGuard, BackendScope, parallel_backend, parallel_config};
-pub use settings::{Prefer, Require};
 pub(crate) use settings::check_hints;
+pub use settings::{Prefer, Require};
 
+use crate::Error;
 use crate::backend::Backend;
 use crate::registry::{self, BackendSpec};
-use crate::Error;
 
 /// One level of the stack: every setting as seen at that level (inherited fields already
 /// filled in), or the error that entering the level produced.
