@@ -8,7 +8,7 @@ const N_JOBS: [i32; 5] = [1, 2, -1, -2, 7];
 
 fn slow_square(i: usize) -> usize {
     // Uneven task durations shuffle completion order.
-    if i % 13 == 0 {
+    if i.is_multiple_of(13) {
         std::thread::sleep(Duration::from_micros(300));
     }
     i * i

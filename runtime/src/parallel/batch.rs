@@ -96,7 +96,7 @@ impl PreDispatch {
             PreDispatch::Expr(e) => Expr::eval(e, n_jobs as f64)
                 .map_err(|why| Error::config(format!("pre_dispatch `{e}` is not valid: {why}")))?,
         };
-        if !(n >= 1.0) {
+        if n.is_nan() || n < 1.0 {
             return Err(Error::config(format!(
                 "pre_dispatch must allow at least one batch, got {n}"
             )));

@@ -97,13 +97,13 @@ impl Plan {
         };
 
         let inner = p.inner_max_num_threads.or(frame.inner_max_num_threads);
-        if let Some(k) = p.inner_max_num_threads {
-            if k == 0 || !backend.has_workers() {
-                return Err(Error::config(format!(
-                    "`inner_max_num_threads` must be at least 1 and needs a backend with workers (got {k} on `{}`)",
-                    backend.name()
-                )));
-            }
+        if let Some(k) = p.inner_max_num_threads
+            && (k == 0 || !backend.has_workers())
+        {
+            return Err(Error::config(format!(
+                "`inner_max_num_threads` must be at least 1 and needs a backend with workers (got {k} on `{}`)",
+                backend.name()
+            )));
         }
         // Checked here so that a bad value fails every call, not only calls with workers.
         super::batch::BatchSizer::new(p.batch_size, Duration::ZERO)?;

@@ -35,7 +35,7 @@ where
         reporter: Option<Reporter>,
     },
     Pooled {
-        dispatcher: Dispatcher<'static, It, A, Arc<A>>,
+        dispatcher: Box<Dispatcher<'static, It, A, Arc<A>>>,
         ordered: bool,
         /// Completed batches not yet reached by the ordered consumer, by sequence number.
         pending: BTreeMap<u64, Vec<A::Out>>,
@@ -75,7 +75,7 @@ where
             // Like joblib, work starts at once, not at the first `next`.
             dispatcher.fill(0);
             Mode::Pooled {
-                dispatcher,
+                dispatcher: Box::new(dispatcher),
                 ordered,
                 pending: BTreeMap::new(),
                 next_seq: 0,
@@ -116,12 +116,10 @@ where
                 if let Some(r) = current.next() {
                     break Some(Ok(r));
                 }
-                if *ordered {
-                    if let Some(batch) = pending.remove(next_seq) {
-                        *current = batch.into_iter();
-                        *next_seq += 1;
-                        continue;
-                    }
+                if *ordered && let Some(batch) = pending.remove(next_seq) {
+                    *current = batch.into_iter();
+                    *next_seq += 1;
+                    continue;
                 }
                 // Completed batches waiting for the consumer count against `pre_dispatch`:
                 // a consumer that stops asking stops the input from being pulled.

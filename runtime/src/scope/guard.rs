@@ -250,13 +250,13 @@ impl BackendScope {
             }
             None => None,
         };
-        if let (Some(b), Some(_)) = (&backend, self.inner_max_num_threads) {
-            if !b.has_workers() {
-                return Err(Error::config(format!(
-                    "backend `{}` has no workers of its own, so `inner_max_num_threads` means nothing for it",
-                    b.name()
-                )));
-            }
+        if let (Some(b), Some(_)) = (&backend, self.inner_max_num_threads)
+            && !b.has_workers()
+        {
+            return Err(Error::config(format!(
+                "backend `{}` has no workers of its own, so `inner_max_num_threads` means nothing for it",
+                b.name()
+            )));
         }
         if self.inner_max_num_threads == Some(0) {
             return Err(Error::config("`inner_max_num_threads` must be at least 1"));
