@@ -22,6 +22,37 @@ use crate::{Error, cpu};
 /// A backend must eventually either [`run`](Job::run) every job it receives or drop it;
 /// the call that produced a job waits for that before it returns when its tasks borrow
 /// from the caller. Running a job never panics: task panics are caught inside it.
+///
+/// # Examples
+///
+/// A backend that queues jobs and runs them on one thread of its own:
+///
+/// ```
+/// use parjob::{Backend, Job, Parallel, PoolRequest};
+/// use std::sync::{mpsc, Mutex};
+///
+/// struct OneThread(Mutex<mpsc::Sender<Job>>);
+///
+/// impl OneThread {
+///     fn new() -> Self {
+///         let (tx, rx) = mpsc::channel::<Job>();
+///         std::thread::spawn(move || rx.into_iter().for_each(Job::run));
+///         OneThread(Mutex::new(tx))
+///     }
+/// }
+///
+/// impl Backend for OneThread {
+///     fn name(&self) -> &str { "one-thread" }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         // If the thread is gone the job is dropped, and the call reports it.
+///         let _ = self.0.lock().unwrap().send(job);
+///     }
+/// }
+///
+/// let out = Parallel::new().backend(OneThread::new()).n_jobs(2).map(0..5, |i| i + 1)?;
+/// assert_eq!(out, [1, 2, 3, 4, 5]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 pub struct Job {
     work: Box<dyn FnOnce() + Send + 'static>,
 }
@@ -47,6 +78,14 @@ impl fmt::Debug for Job {
 ///
 /// Jobs of calls with different requests must not share workers when one request is nested
 /// below another: a task waiting on its own nested call would otherwise wait on itself.
+///
+/// ```
+/// use parjob::PoolRequest;
+///
+/// let top = PoolRequest { workers: 4, nesting_level: 0 };
+/// let inside_a_task = PoolRequest { nesting_level: 1, ..top };
+/// assert_ne!(top, inside_a_task); // a pool per request keeps nested calls apart
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PoolRequest {
     /// The call's effective `n_jobs`: at most this many of its jobs run at once.
@@ -57,6 +96,15 @@ pub struct PoolRequest {
 
 /// What nested calls inside a task see: the backend and `n_jobs` of the scope installed
 /// around every batch on a worker.
+///
+/// ```
+/// use parjob::{backend::Threading, Backend};
+///
+/// // joblib's ladder: threading with n_jobs unset one level down, then sequential.
+/// assert_eq!(Threading::new().nested(0).backend.name(), "threading");
+/// assert_eq!(Threading::new().nested(0).n_jobs, None);
+/// assert_eq!(Threading::new().nested(1).backend.name(), "sequential");
+/// ```
 #[derive(Debug, Clone)]
 pub struct NestedScope {
     /// Backend for calls made inside a task.

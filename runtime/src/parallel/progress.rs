@@ -5,6 +5,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How far a call has come, as passed to [`Parallel::on_progress`](crate::Parallel::on_progress).
+///
+/// ```
+/// use parjob::Parallel;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// let last = Arc::new(AtomicUsize::new(0));
+/// let seen = Arc::clone(&last);
+/// Parallel::new().on_progress(move |p| seen.store(p.done, Ordering::Relaxed)).map(0..7, |i| i)?;
+/// assert_eq!(last.load(Ordering::Relaxed), 7);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Progress {

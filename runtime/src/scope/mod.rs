@@ -195,6 +195,14 @@ fn env_n_jobs() -> Result<Option<i32>, ScopeError> {
 }
 
 /// The backend and settings in force on this thread, as [`get_active_backend`] reports them.
+///
+/// ```
+/// let active = parjob::parallel_backend("sequential").n_jobs(2).run(parjob::get_active_backend)?;
+/// assert_eq!(active.name(), "sequential");
+/// assert_eq!(active.n_jobs(), Some(2));
+/// assert_eq!(active.nesting_level(), 0);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ActiveBackend {
     name: String,
