@@ -23,7 +23,7 @@
 //!
 //! - [`Parallel`] configures one call: `map` a function over items, `run` tasks, their
 //!   fallible `try_*` forms, and streaming forms that yield results as they come.
-//! - [`parallel_backend`] and [`parallel_config`] make [`BackendScope`]s: thread-local
+//! - [`parallel_backend`](fn@parallel_backend) and [`parallel_config`] make [`BackendScope`]s: thread-local
 //!   settings (backend, `n_jobs`, verbosity, hints) that every call inside inherits.
 //! - A [`Backend`] runs batches of tasks. Built in: [`backend::Sequential`] and
 //!   [`backend::Threading`] (rayon thread pools, the default). Register your own with
@@ -52,6 +52,9 @@ mod error;
 mod parallel;
 mod registry;
 mod scope;
+
+#[doc(inline)]
+pub use parjob_macros::{delayed, parallel, parallel_backend};
 
 pub use backend::{Backend, Job, NestedScope, ParamValue, PoolRequest};
 pub use cpu::cpu_count;

@@ -48,7 +48,7 @@ use crate::scope::{Prefer, Require};
 /// `try_map` may borrow from the caller, so they return as soon as the tasks already running
 /// (at most `n_jobs`) have let go of the caller's data.
 ///
-/// [`parallel_backend`]: crate::parallel_backend
+/// [`parallel_backend`]: fn@crate::parallel_backend
 /// [`parallel_config`]: crate::parallel_config
 ///
 /// # Examples

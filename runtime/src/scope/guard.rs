@@ -71,7 +71,7 @@ pub fn parallel_config() -> BackendScope {
     }
 }
 
-/// The settings of a scope, before it is entered. Made by [`parallel_backend`] or
+/// The settings of a scope, before it is entered. Made by [`parallel_backend`](fn@crate::parallel_backend) or
 /// [`parallel_config`].
 #[must_use = "a scope does nothing until `.enter()` or `.run(..)`"]
 #[derive(Clone)]

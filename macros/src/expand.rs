@@ -1,0 +1,275 @@
+//! Phase 3: code from the checked configuration only; no decisions are made here.
+//!
+//! Generated code names nothing but `::parjob::__private::…` (and `::core`), and its own
+//! bindings are `Span::mixed_site()` so they can neither clash with nor see the user's.
+
+use crate::args::{RawComprehension, RawDelayed};
+use crate::item::{self, Annotated};
+use crate::valid::{
+    Backend, BatchSize, Builtin, Call, Choice, Config, Count, Parallel, Prefer, Require, Timeout,
+    Value,
+};
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Block, Expr, Ident, LitStr, Pat, Signature, Stmt};
+
+/// The binding that holds the scope guard for the rest of the body or block.
+fn guard_ident() -> Ident {
+    Ident::new("__parjob_scope", Span::mixed_site())
+}
+
+/// `BackendSpec` for the backend argument. A run-time expression is converted by a call
+/// located at it, so "`X: Into<BackendSpec>` is not satisfied" points there; the call's
+/// hygiene stays the macro's, so clippy does not call `BackendSpec::from(registered(..))` a
+/// useless conversion in the user's code.
+fn backend_spec(backend: &Backend) -> TokenStream {
+    match backend {
+        Backend::Builtin { backend, span } => {
+            let name = LitStr::new(backend.name, *span);
+            quote_spanned!(*span=> ::parjob::__private::builtin(#name))
+        }
+        Backend::Runtime(expr) => {
+            let span = Span::mixed_site().located_at(expr.span());
+            quote_spanned!(span=> ::parjob::__private::BackendSpec::from(#expr))
+        }
+    }
+}
+
+/// The builder calls for the settings, in the order they were written.
+fn settings(config: &Config) -> TokenStream {
+    let mut tokens = TokenStream::new();
+    for setting in &config.settings {
+        let span = setting.key_span;
+        let method = |name: &str| Ident::new(name, span);
+        let call = match &setting.value {
+            Value::NJobs(expr) => call(method("n_jobs"), expr),
+            Value::Verbose(expr) => call(method("verbose"), expr),
+            Value::InnerMaxNumThreads(expr) => call(method("inner_max_num_threads"), expr),
+            Value::Prefer(choice) => call(method("prefer"), choice_tokens(choice, prefer_variant)),
+            Value::Require(choice) => {
+                call(method("require"), choice_tokens(choice, require_variant))
+            }
+            Value::BatchSize(BatchSize::Auto(span)) => call(
+                method("batch_size"),
+                quote_spanned!(*span=> ::parjob::__private::BatchSize::Auto),
+            ),
+            Value::BatchSize(BatchSize::Fixed(count)) => {
+                call(method("batch_size"), count_tokens(count))
+            }
+            Value::PreDispatch(count) => call(method("pre_dispatch"), count_tokens(count)),
+            Value::Timeout(Timeout::Seconds(seconds, span)) => {
+                let mut seconds = Literal::f64_unsuffixed(*seconds);
+                seconds.set_span(*span);
+                let duration =
+                    quote_spanned!(*span=> ::parjob::__private::Duration::from_secs_f64(#seconds));
+                call(method("timeout"), duration)
+            }
+            Value::Timeout(Timeout::Expr(expr)) => call(method("timeout"), expr),
+            Value::Param { name, value } => {
+                let name = LitStr::new(name, span);
+                quote_spanned!(span=> .param(#name, #value))
+            }
+        };
+        tokens.extend(call);
+    }
+    tokens
+}
+
+fn call(method: Ident, argument: impl ToTokens) -> TokenStream {
+    quote!(.#method(#argument))
+}
+
+fn choice_tokens<T: Copy>(choice: &Choice<T>, variant: fn(T) -> TokenStream) -> TokenStream {
+    match choice {
+        Choice::Known(value, span) => {
+            let variant = variant(*value);
+            quote_spanned!(*span=> ::parjob::__private::#variant)
+        }
+        Choice::Expr(expr) => expr.to_token_stream(),
+    }
+}
+
+fn prefer_variant(prefer: Prefer) -> TokenStream {
+    match prefer {
+        Prefer::Threads => quote!(Prefer::Threads),
+        Prefer::Processes => quote!(Prefer::Processes),
+    }
+}
+
+fn require_variant(require: Require) -> TokenStream {
+    match require {
+        Require::SharedMem => quote!(Require::SharedMem),
+    }
+}
+
+/// Counts are `usize` literals: an unsuffixed integer would default to `i32` and miss the
+/// `From<usize>` conversion of `impl Into<BatchSize>` / `impl Into<PreDispatch>`.
+fn count_tokens(count: &Count) -> TokenStream {
+    match count {
+        Count::Literal(count, span) => {
+            let mut literal = Literal::usize_suffixed(*count);
+            literal.set_span(*span);
+            literal.into_token_stream()
+        }
+        Count::Expr(expr) => expr.to_token_stream(),
+    }
+}
+
+/// `parallel_backend(spec)` / `parallel_config()` plus the settings: the scope of an
+/// attribute or block.
+fn scope(config: &Config) -> TokenStream {
+    let start = match &config.backend {
+        Some(backend) => {
+            let spec = backend_spec(backend);
+            quote!(::parjob::__private::parallel_backend(#spec))
+        }
+        None => quote!(::parjob::__private::parallel_config()),
+    };
+    let settings = settings(config);
+    quote!(#start #settings)
+}
+
+/// `let <guard> = enter_scope(..);`: the scope lasts until the enclosing block ends, and
+/// being declared first, the guard is dropped last, after the body's own locals.
+fn enter_scope(config: &Config) -> TokenStream {
+    let guard = guard_ident();
+    let scope = scope(config);
+    quote!(let #guard = ::parjob::__private::enter_scope(#scope);)
+}
+
+/// The `Parallel` of a comprehension. A header that names a backend behaves like
+/// `parallel_backend`, whose `n_jobs` defaults to `-1`, so that default is written out.
+fn parallel_builder(call: &Call) -> TokenStream {
+    let new = quote!(::parjob::__private::Parallel::new());
+    let Call::Header(config) = call else {
+        return new;
+    };
+    let backend = config.backend.as_ref().map(|backend| {
+        let spec = backend_spec(backend);
+        let n_jobs = (!config.sets_n_jobs()).then(|| quote!(.n_jobs(-1)));
+        quote!(.backend(#spec) #n_jobs)
+    });
+    let settings = settings(config);
+    quote!(#new #backend #settings)
+}
+
+pub(crate) fn parallel(parallel: &Parallel) -> TokenStream {
+    match parallel {
+        Parallel::Comprehension {
+            call,
+            comprehension,
+        } => {
+            let builder = parallel_builder(call);
+            let checks = process_task_checks(call.static_backend(), comprehension);
+            let run = comprehension_call(builder, comprehension);
+            quote!(#checks #run)
+        }
+        Parallel::Block { scope, stmts } => {
+            let enter = scope.as_ref().map(enter_scope);
+            quote!({ #enter #stmts })
+        }
+    }
+}
+
+/// `comprehension(parallel, ITER, |PAT| Some(EXPR))`; the condition, when there is one, runs
+/// in the task on the item by value, as the body does.
+fn comprehension_call(builder: TokenStream, comprehension: &RawComprehension) -> TokenStream {
+    let RawComprehension {
+        expr,
+        pat,
+        iter,
+        cond,
+    } = comprehension;
+    // An or-pattern needs parentheses as a closure parameter; anything else must not have
+    // them (`unused_parens`).
+    let pat = match pat {
+        Pat::Or(_) => quote!((#pat)),
+        _ => pat.to_token_stream(),
+    };
+    let body = match cond {
+        Some(cond) => quote! {
+            if #cond { ::core::option::Option::Some(#expr) } else { ::core::option::Option::None }
+        },
+        None => quote!(::core::option::Option::Some(#expr)),
+    };
+    quote!(::parjob::__private::comprehension(#builder, #iter, |#pat| #body))
+}
+
+/// Seam for process-capable tasks. When a process backend (`Builtin::runs_in_processes`) is
+/// named at compile time, its tasks must not capture anything but the pattern's bindings and
+/// must use serde types; the checks for that will be emitted here, spanned at the offending
+/// value (as items or statements: `parallel` then wraps them and the call in a block). Until
+/// they exist, such calls fall back at run time as the design describes.
+fn process_task_checks(
+    backend: Option<&Builtin>,
+    _comprehension: &RawComprehension,
+) -> TokenStream {
+    let _needs_process_capable_body = backend.is_some_and(|backend| backend.runs_in_processes);
+    TokenStream::new()
+}
+
+/// `{ let a0 = ARG0; ...; Delayed::new(move || PATH(a0, ...)) }`: the arguments are
+/// evaluated here and now, in order, like joblib's `delayed(f)(args)`.
+pub(crate) fn delayed(delayed: &RawDelayed) -> TokenStream {
+    let RawDelayed { func, args } = delayed;
+    let names: Vec<Ident> = (0..args.len())
+        .map(|index| {
+            // Hygienic, but located at the argument so type errors point at it.
+            let span = Span::mixed_site().located_at(args[index].span());
+            Ident::new(&format!("__parjob_arg{index}"), span)
+        })
+        .collect();
+    let task = quote!(::parjob::__private::Delayed::new(move || #func(#(#names),*)));
+    if args.is_empty() {
+        return task;
+    }
+    quote!({ #(let #names = #args;)* #task })
+}
+
+/// The annotated item with the scope entered at the top of each body it covers, and its
+/// header-less `parallel!` calls bound to the attribute's backend.
+pub(crate) fn annotated(item: Annotated, config: &Config) -> TokenStream {
+    match item {
+        Annotated::Fn(mut function) => {
+            let entry = scope_entry(&function.sig, config);
+            bind_body(&mut function.block, entry, config);
+            function.into_token_stream()
+        }
+        Annotated::Impl(mut block) => {
+            for impl_item in &mut block.items {
+                if let syn::ImplItem::Fn(method) = impl_item
+                    && item::takes_scope(&method.attrs, &method.sig)
+                {
+                    let entry = scope_entry(&method.sig, config);
+                    bind_body(&mut method.block, entry, config);
+                }
+            }
+            block.into_token_stream()
+        }
+    }
+}
+
+fn bind_body(block: &mut Block, entry: TokenStream, config: &Config) {
+    crate::bind::bind_block(block, config.builtin());
+    // `Expr::Verbatim` prints the statement as written, which saves re-parsing our own
+    // tokens (and any chance of failing to) just to put them back in the tree.
+    block
+        .stmts
+        .insert(0, Stmt::Expr(Expr::Verbatim(entry), None));
+}
+
+/// What runs at the top of an annotated body.
+fn scope_entry(sig: &Signature, config: &Config) -> TokenStream {
+    match config.builtin() {
+        Some(backend) if backend.name == "mpi" && sig.ident == "main" => mpi_main_entry(config),
+        _ => enter_scope(config),
+    }
+}
+
+/// Seam for `#[parallel_backend("mpi")] fn main`: this is where MPI will be initialised and
+/// ranks other than 0 turned into task servers before the body runs on rank 0. Until the
+/// MPI runtime lands it enters the scope like any other backend.
+fn mpi_main_entry(config: &Config) -> TokenStream {
+    enter_scope(config)
+}

@@ -1,0 +1,1 @@
+//! trybuild cases for the parjob macros live in `tests/`.

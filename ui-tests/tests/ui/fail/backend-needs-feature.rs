@@ -1,0 +1,4 @@
+use parjob::parallel_backend;
+
+#[parallel_backend("mpi")]
+fn main() {}

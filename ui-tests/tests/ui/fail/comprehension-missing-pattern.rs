@@ -1,0 +1,5 @@
+use parjob::parallel;
+
+fn main() {
+    let _ = parallel!(1 for in 0..3);
+}

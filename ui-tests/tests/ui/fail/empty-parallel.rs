@@ -1,0 +1,5 @@
+use parjob::parallel;
+
+fn main() {
+    let _ = parallel!();
+}
