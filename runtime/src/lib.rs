@@ -51,6 +51,7 @@ mod cpu;
 mod error;
 mod parallel;
 mod registry;
+mod remote;
 mod scope;
 
 #[doc(inline)]

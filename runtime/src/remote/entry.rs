@@ -1,0 +1,141 @@
+//! Entry functions: what a worker process calls to run one batch.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::panic_message;
+
+/// The signature every entry function has: the callee's address (0 for a zero-sized
+/// closure) and the encoded inputs in, the encoded [`BatchOutcome`] out.
+pub(crate) type EntryFn = fn(usize, &[u8]) -> Vec<u8>;
+
+/// How a batch ended, as the worker encodes it: tag 0 then the postcard `Vec` of results,
+/// or tag 1 then a [`Failure`].
+pub(crate) enum BatchOutcome<R> {
+    Done(Vec<R>),
+    Failed(Failure),
+}
+
+/// Why a remote batch stopped, and at which of its tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Failure {
+    /// Position of the task within the batch.
+    pub(crate) index: usize,
+    pub(crate) kind: FailureKind,
+    pub(crate) message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum FailureKind {
+    /// The task panicked.
+    Panicked,
+    /// The inputs could not be decoded in the worker.
+    Decode,
+    /// A result could not be encoded in the worker.
+    Encode,
+}
+
+const DONE: u8 = 0;
+const FAILED: u8 = 1;
+
+fn failed(index: usize, kind: FailureKind, message: String) -> Vec<u8> {
+    let failure = Failure {
+        index,
+        kind,
+        message,
+    };
+    let mut out = vec![FAILED];
+    // Encoding a struct of integers and a string into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(&failure).unwrap_or_default());
+    out
+}
+
+/// Runs `call` on every decoded input, stopping at the first panic.
+fn run_batch<I, R>(input: &[u8], call: impl Fn(I) -> R) -> Vec<u8>
+where
+    I: DeserializeOwned,
+    R: Serialize,
+{
+    let items: Vec<I> = match postcard::from_bytes(input) {
+        Ok(items) => items,
+        Err(e) => return failed(0, FailureKind::Decode, e.to_string()),
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match catch_unwind(AssertUnwindSafe(|| call(item))) {
+            Ok(r) => results.push(r),
+            Err(payload) => return failed(index, FailureKind::Panicked, panic_message(&*payload)),
+        }
+    }
+    match postcard::to_extend(&results, vec![DONE]) {
+        Ok(out) => out,
+        Err(e) => {
+            // Find which result refused, for the error message.
+            let index = results
+                .iter()
+                .position(|r| postcard::to_allocvec(r).is_err())
+                .unwrap_or(0);
+            failed(index, FailureKind::Encode, e.to_string())
+        }
+    }
+}
+
+/// Entry for a zero-sized `Copy` closure type `F`: the worker makes its own `F`.
+pub(crate) fn zero_sized_entry<I, R, F>(_callee: usize, input: &[u8]) -> Vec<u8>
+where
+    I: DeserializeOwned,
+    R: Serialize,
+    F: Fn(I) -> R + Copy,
+{
+    if size_of::<F>() != 0 {
+        return failed(
+            0,
+            FailureKind::Decode,
+            "the task's closure captures data and cannot run in another process".into(),
+        );
+    }
+    // SAFETY: `F` is zero-sized, so a value of it has no bytes to be invalid. It is `Copy`,
+    // so it has no destructor and no ownership to duplicate; a closure type of size 0
+    // captures nothing but zero-sized `Copy` values, which the parent process also had.
+    let f: F = unsafe { std::mem::zeroed() };
+    run_batch(input, f)
+}
+
+/// Entry for a `fn(I) -> R` pointer sent along as the callee.
+pub(crate) fn pointer_entry<I, R>(callee: usize, input: &[u8]) -> Vec<u8>
+where
+    I: DeserializeOwned,
+    R: Serialize,
+{
+    if callee == 0 {
+        return failed(0, FailureKind::Decode, "no function was sent with the batch".into());
+    }
+    // SAFETY: the batch names this entry only together with the id of a `fn(I) -> R` of the
+    // same binary (`RemoteMap::pointer`), and the worker handshake checked the binary.
+    let f: fn(I) -> R = unsafe { std::mem::transmute::<usize, fn(I) -> R>(callee) };
+    run_batch(input, f)
+}
+
+/// Decodes what a worker sent back.
+pub(crate) fn decode_outcome<R: DeserializeOwned>(bytes: &[u8]) -> Result<BatchOutcome<R>, String> {
+    match bytes.split_first() {
+        Some((&DONE, rest)) => postcard::from_bytes(rest)
+            .map(BatchOutcome::Done)
+            .map_err(|e| format!("cannot decode the results: {e}")),
+        Some((&FAILED, rest)) => postcard::from_bytes(rest)
+            .map(BatchOutcome::Failed)
+            .map_err(|e| format!("cannot decode a failure report: {e}")),
+        Some((tag, _)) => Err(format!("unknown outcome tag {tag}")),
+        None => Err("empty outcome".into()),
+    }
+}
+
+/// The message of a failure report, if `bytes` is one (used to fingerprint the binary too).
+pub(crate) fn decode_failure(bytes: &[u8]) -> Option<String> {
+    match bytes.split_first() {
+        Some((&FAILED, rest)) => postcard::from_bytes::<Failure>(rest).ok().map(|f| f.message),
+        _ => None,
+    }
+}

@@ -1,0 +1,97 @@
+//! Work that can run in another process of the same binary.
+//!
+//! A batch crosses a process boundary as an [`EntryId`] — the position of a monomorphised
+//! entry function in the binary, relative to an anchor function — and bytes: the postcard
+//! encoding of the batch's inputs. The worker, running the same executable, turns the id back
+//! into the function, which decodes the inputs, runs each task with panics caught, and
+//! encodes a [`BatchOutcome`]. Nothing but plain data crosses; code never does.
+//!
+//! The function a task runs is either a `fn` pointer, sent along as a second id
+//! ([`Callee::Pointer`]), or a zero-sized `Copy` closure type baked into the entry function
+//! itself ([`Callee::ZeroSized`]): such a closure captures nothing but zero-sized values, so
+//! the worker can make its own.
+
+mod entry;
+mod probe;
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) use entry::{EntryFn, Failure, FailureKind};
+pub use probe::{RemoteMap, RemoteProbe, Transferable, ViaSerde, ViaShared};
+
+/// Identity of a function of this binary, valid in every process running the same binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntryId(i64);
+
+/// The fixed point ids are measured from. Never inlined, and its body is unique, so that no
+/// pass folds it into another function.
+#[inline(never)]
+fn anchor() -> u64 {
+    std::hint::black_box(0x7061_726a_6f62_0001)
+}
+
+impl EntryId {
+    /// The id of `f`, a function of this binary.
+    pub(crate) fn of_addr(addr: usize) -> EntryId {
+        let base = anchor as fn() -> u64 as usize;
+        EntryId((addr as i64).wrapping_sub(base as i64))
+    }
+
+    /// The address the id stands for in this process.
+    ///
+    /// Only meaningful for an id made by [`of_addr`](EntryId::of_addr) in a process running
+    /// the same binary; the worker handshake checks that before any id is used.
+    pub(crate) fn addr(self) -> usize {
+        let base = anchor as fn() -> u64 as usize;
+        (base as i64).wrapping_add(self.0) as usize
+    }
+
+    /// The id of this binary's anchor itself, compared in the worker handshake: equal
+    /// anchors and equal binaries give equal ids for every function.
+    pub(crate) fn fingerprint() -> i64 {
+        // The distance between two functions of parjob: the same binary gives the same value.
+        let a = entry::decode_failure as fn(&[u8]) -> Option<String> as usize as i64;
+        a.wrapping_sub(anchor as fn() -> u64 as usize as i64)
+    }
+}
+
+/// How a remote batch names the function its tasks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Callee {
+    /// A zero-sized closure type that the entry function makes itself.
+    ZeroSized,
+    /// A `fn` pointer of this binary.
+    Pointer(EntryId),
+}
+
+/// A batch ready to cross into a worker process: what to call and the encoded inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteBatch {
+    /// The monomorphised entry function that decodes, runs and encodes.
+    pub entry: EntryId,
+    /// The function each task calls.
+    pub callee: Callee,
+    /// postcard encoding of the batch's inputs (a `Vec` of them).
+    pub payload: Vec<u8>,
+}
+
+impl RemoteBatch {
+    /// Runs the batch in this process and returns the encoded [`BatchOutcome`]: what a
+    /// worker does with a batch it received.
+    ///
+    /// # Safety
+    ///
+    /// `self` must come from this binary: made in this process, or received from a process
+    /// running the same executable (checked by the worker handshake). Otherwise `entry` and
+    /// `callee` name arbitrary addresses.
+    pub unsafe fn execute(&self) -> Vec<u8> {
+        // SAFETY: the caller guarantees the ids were made from functions of this binary with
+        // the `EntryFn` signature (entries) and from `fn` pointers of the entry's callee type.
+        let entry: EntryFn = unsafe { std::mem::transmute::<usize, EntryFn>(self.entry.addr()) };
+        let callee = match self.callee {
+            Callee::ZeroSized => 0,
+            Callee::Pointer(id) => id.addr(),
+        };
+        entry(callee, &self.payload)
+    }
+}
