@@ -6,7 +6,7 @@
 use crate::args::{RawComprehension, RawDelayed};
 use crate::item::{self, Annotated};
 use crate::valid::{
-    Backend, BatchSize, Builtin, Call, Choice, Config, Count, Parallel, Prefer, Require, Timeout,
+    Backend, BatchSize, Call, Choice, Config, Count, Parallel, Prefer, Require, Timeout,
     Value,
 };
 use proc_macro2::{Literal, Span, TokenStream};
@@ -159,12 +159,7 @@ pub(crate) fn parallel(parallel: &Parallel) -> TokenStream {
         Parallel::Comprehension {
             call,
             comprehension,
-        } => {
-            let builder = parallel_builder(call);
-            let checks = process_task_checks(call.static_backend(), comprehension);
-            let run = comprehension_call(builder, comprehension);
-            quote!(#checks #run)
-        }
+        } => comprehension_call(parallel_builder(call), call, comprehension),
         Parallel::Block { scope, stmts } => {
             let enter = scope.as_ref().map(enter_scope);
             quote!({ #enter #stmts })
@@ -172,9 +167,22 @@ pub(crate) fn parallel(parallel: &Parallel) -> TokenStream {
     }
 }
 
-/// `comprehension(parallel, ITER, |PAT| Some(EXPR))`; the condition, when there is one, runs
-/// in the task on the item by value, as the body does.
-fn comprehension_call(builder: TokenStream, comprehension: &RawComprehension) -> TokenStream {
+/// Binding names of the generated code: hygienic, invisible to the user's code.
+fn hidden(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// A comprehension runs as `map` over `ITER` with the body `|PAT| Some(EXPR)` (or `None`
+/// when the condition, evaluated in the task, filters the item out). How its tasks may
+/// travel depends on what is known here:
+///
+/// - a shared-memory backend named at compile time: no remote form at all;
+/// - a process backend that starts its workers afresh (`loky`, `mpi`): the body must capture
+///   nothing — it is coerced to a `fn` pointer, so rustc names any capture — and items and
+///   results must implement serde's traits, checked where they are written;
+/// - otherwise (the backend is chosen at run time): a probe on the concrete types decides;
+///   tasks that cannot travel run on threads if a process backend is active.
+fn comprehension_call(builder: TokenStream, call: &Call, comprehension: &RawComprehension) -> TokenStream {
     let RawComprehension {
         expr,
         pat,
@@ -187,26 +195,47 @@ fn comprehension_call(builder: TokenStream, comprehension: &RawComprehension) ->
         Pat::Or(_) => quote!((#pat)),
         _ => pat.to_token_stream(),
     };
+    let some = quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr));
     let body = match cond {
         Some(cond) => quote! {
-            if #cond { ::core::option::Option::Some(#expr) } else { ::core::option::Option::None }
+            if #cond { #some } else { ::core::option::Option::None }
         },
-        None => quote!(::core::option::Option::Some(#expr)),
+        None => some,
     };
-    quote!(::parjob::__private::comprehension(#builder, #iter, |#pat| #body))
-}
-
-/// Seam for process-capable tasks. When a process backend (`Builtin::runs_in_processes`) is
-/// named at compile time, its tasks must not capture anything but the pattern's bindings and
-/// must use serde types; the checks for that will be emitted here, spanned at the offending
-/// value (as items or statements: `parallel` then wraps them and the call in a block). Until
-/// they exist, such calls fall back at run time as the design describes.
-fn process_task_checks(
-    backend: Option<&Builtin>,
-    _comprehension: &RawComprehension,
-) -> TokenStream {
-    let _needs_process_capable_body = backend.is_some_and(|backend| backend.runs_in_processes);
-    TokenStream::new()
+    let (items, job, remote) = (hidden("__parjob_items"), hidden("__parjob_job"), hidden("__parjob_remote"));
+    match call.static_backend() {
+        Some(backend) if backend.moves_inputs => {
+            let body_fn = hidden("__parjob_body");
+            let check_items = quote_spanned!(iter.span()=> ::parjob::__private::require_transferable_items(&#items));
+            let check_results = quote_spanned!(expr.span()=> ::parjob::__private::require_transferable_results(&#body_fn));
+            quote!({
+                let #items = #iter;
+                let #body_fn = ::parjob::__private::remote_body(&#items, |#pat| #body);
+                #check_items;
+                #check_results;
+                let #remote = ::parjob::__private::require_remote(#body_fn);
+                ::parjob::__private::comprehension_job(#items, #body_fn)
+                    .run(#builder, ::core::option::Option::Some(#remote))
+            })
+        }
+        Some(backend) if !backend.runs_in_processes => {
+            quote!(::parjob::__private::comprehension(#builder, #iter, |#pat| #body))
+        }
+        backend => {
+            let check_results = backend.map(|_| {
+                quote_spanned!(expr.span()=> ::parjob::__private::require_transferable_results(&#job.body_ref());)
+            });
+            quote!({
+                #[allow(unused_imports)]
+                use ::parjob::__private::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+                let #job = ::parjob::__private::comprehension_job(#iter, |#pat| #body);
+                #check_results
+                #[allow(clippy::needless_borrow)]
+                let #remote = (&&&&#job.probe()).remote_map();
+                #job.run(#builder, #remote)
+            })
+        }
+    }
 }
 
 /// `{ let a0 = ARG0; ...; Delayed::new(move || PATH(a0, ...)) }`: the arguments are
@@ -220,11 +249,18 @@ pub(crate) fn delayed(delayed: &RawDelayed) -> TokenStream {
             Ident::new(&format!("__parjob_arg{index}"), span)
         })
         .collect();
-    let task = quote!(::parjob::__private::Delayed::new(move || #func(#(#names),*)));
-    if args.is_empty() {
-        return task;
-    }
-    quote!({ #(let #names = #args;)* #task })
+    let (call, remote) = (hidden("__parjob_call"), hidden("__parjob_remote"));
+    // The arguments travel as one tuple, the call is a closure over it: a closure that
+    // captures nothing, so a probe can let a process backend run it elsewhere.
+    quote!({
+        #(let #names = #args;)*
+        #[allow(unused_imports)]
+        use ::parjob::__private::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+        let #call = ::parjob::__private::DelayedCall::new((#(#names,)*), move |(#(#names,)*)| #func(#(#names),*));
+        #[allow(clippy::needless_borrow)]
+        let #remote = (&&&&#call.probe()).remote_map();
+        #call.finish(#remote)
+    })
 }
 
 /// The annotated item with the scope entered at the top of each body it covers, and its

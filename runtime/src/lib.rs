@@ -51,16 +51,18 @@ mod cpu;
 mod error;
 mod parallel;
 mod registry;
-mod remote;
+pub mod remote;
 mod scope;
 
 #[doc(inline)]
 pub use parjob_macros::{delayed, parallel, parallel_backend};
 
-pub use backend::{Backend, Job, NestedScope, ParamValue, PoolRequest};
+pub use backend::{Backend, Job, NestedScope, ParamValue, PoolRequest, RemoteJob};
 pub use cpu::cpu_count;
 pub use error::Error;
 pub use parallel::{BatchSize, Delayed, Parallel, PreDispatch, Progress, Task};
+#[doc(hidden)]
+pub use parallel::{Applied, Callable, Thunk};
 pub use registry::{BackendSpec, register_parallel_backend, registered};
 pub use scope::{
     ActiveBackend, BackendGuard, BackendScope, Prefer, Require, effective_n_jobs,
@@ -90,8 +92,13 @@ pub mod __private {
         scope.enter_or_poison()
     }
 
-    /// `parallel!(EXPR for PAT in ITER [if COND])`: the body returns `None` for items the
-    /// condition filters out.
+    pub use crate::remote::{
+        Filtered, Plain, RemoteMap, RemoteProbe, Transferable, ViaRefItem, ViaRefResult,
+        ViaSerde, ViaShared,
+    };
+
+    /// `parallel!(EXPR for PAT in ITER [if COND])` without a remote form: the body returns
+    /// `None` for items the condition filters out.
     pub fn comprehension<It, I, R, F>(parallel: Parallel, items: It, f: F) -> Result<Vec<R>, Error>
     where
         It: IntoIterator<Item = I>,
@@ -100,5 +107,142 @@ pub mod __private {
         F: Fn(I) -> Option<R> + Sync,
     {
         Ok(parallel.map(items, f)?.into_iter().flatten().collect())
+    }
+
+    impl<It, F> std::fmt::Debug for Comprehension<It, F> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Comprehension")
+        }
+    }
+
+    impl<A, F> std::fmt::Debug for DelayedCall<A, F> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("DelayedCall")
+        }
+    }
+
+    /// A comprehension whose types are now fixed, so that a probe can ask whether its tasks
+    /// can run in another process.
+    pub struct Comprehension<It, F> {
+        items: It,
+        body: F,
+    }
+
+    /// Builds a [`Comprehension`]; the body's parameter type is inferred from `items`.
+    pub fn comprehension_job<It, R, F>(items: It, body: F) -> Comprehension<It, F>
+    where
+        It: IntoIterator,
+        F: Fn(It::Item) -> Option<R>,
+    {
+        Comprehension { items, body }
+    }
+
+    impl<It, R, F> Comprehension<It, F>
+    where
+        It: IntoIterator,
+        F: Fn(It::Item) -> Option<R>,
+    {
+        /// The body, for checks on its types.
+        pub fn body_ref(&self) -> &F {
+            &self.body
+        }
+
+        /// The probe for `(&probe).remote_map()`.
+        pub fn probe(&self) -> RemoteProbe<It::Item, R, F, Filtered> {
+            RemoteProbe::filtered(&self.body)
+        }
+
+        /// Runs the comprehension; `remote` lets a process backend take it.
+        pub fn run(
+            self,
+            parallel: Parallel,
+            remote: Option<RemoteMap<It::Item, Option<R>>>,
+        ) -> Result<Vec<R>, Error>
+        where
+            It::Item: Send,
+            R: Send,
+            F: Sync,
+        {
+            Ok(parallel
+                .map_maybe_remote(self.items, self.body, remote)?
+                .into_iter()
+                .flatten()
+                .collect())
+        }
+    }
+
+    /// Checks, where a process backend is named at compile time, that the body captures
+    /// nothing: a closure coerces to a `fn` pointer only then, and rustc names the capture.
+    pub fn remote_body<It: IntoIterator, R>(
+        _items: &It,
+        body: fn(It::Item) -> Option<R>,
+    ) -> fn(It::Item) -> Option<R> {
+        body
+    }
+
+    /// Checks that the items of a comprehension can be sent to a worker process.
+    pub fn require_transferable_items<It>(_items: &It)
+    where
+        It: IntoIterator,
+        It::Item: Transferable,
+    {
+    }
+
+    /// Checks that the results of a comprehension can come back from a worker process.
+    pub fn require_transferable_results<I, R: Transferable, F: Fn(I) -> Option<R>>(_body: &F) {}
+
+    /// A comprehension body whose inputs and results serde can move.
+    #[diagnostic::on_unimplemented(
+        message = "this comprehension cannot run in a worker process",
+        label = "its items or results cannot be sent between processes (see the errors above)"
+    )]
+    pub trait RemoteBody<I, R> {
+        /// The remote form.
+        fn remote_map(self) -> RemoteMap<I, R>;
+    }
+
+    impl<I: Transferable, R: Transferable> RemoteBody<I, R> for fn(I) -> R {
+        fn remote_map(self) -> RemoteMap<I, R> {
+            RemoteMap::pointer(self)
+        }
+    }
+
+    /// The remote form of a body that must run in another process (its types were checked
+    /// just before, where they are written).
+    pub fn require_remote<I, R, B: RemoteBody<I, R>>(body: B) -> RemoteMap<I, R> {
+        body.remote_map()
+    }
+
+    /// `delayed!(f(a, b))` before its probe: the arguments, evaluated, and the call.
+    pub struct DelayedCall<A, F> {
+        args: A,
+        call: F,
+    }
+
+    impl<A, F> DelayedCall<A, F> {
+        /// Fixes the types; `call` receives the arguments as one tuple. (`Fn`, not
+        /// `FnOnce`: the bound decides the closure's kind, and the probe needs `Fn`.)
+        pub fn new<R>(args: A, call: F) -> Self
+        where
+            F: Fn(A) -> R,
+        {
+            DelayedCall { args, call }
+        }
+
+        /// The probe for `(&probe).remote_map()`.
+        pub fn probe<R>(&self) -> RemoteProbe<A, R, F, Plain>
+        where
+            F: Fn(A) -> R,
+        {
+            RemoteProbe::plain(&self.call)
+        }
+
+        /// The task, able to run in another process when `remote` is `Some`.
+        pub fn finish<R>(self, remote: Option<RemoteMap<A, R>>) -> Delayed<crate::parallel::Applied<F>, A>
+        where
+            F: FnOnce(A) -> R,
+        {
+            Delayed::__with_args(self.args, self.call, remote)
+        }
     }
 }

@@ -24,12 +24,13 @@ fn expected(text: &str) -> String {
 }
 
 #[test]
-fn comprehension_without_header() {
+fn comprehension_without_header_probes_whether_tasks_can_travel() {
     assert_eq!(
         parallel("neg(x) for x in xs"),
-        expected(
-            "P::comprehension(P::Parallel::new(), xs, |x| ::core::option::Option::Some(neg(x)))"
-        )
+        expected(r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+   let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(neg(x)));
+   #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
+   __parjob_job.run(P::Parallel::new(), __parjob_remote) }"#)
     );
 }
 
@@ -56,12 +57,11 @@ fn comprehension_with_condition_and_header() {
 fn comprehension_header_keeps_explicit_n_jobs_and_runtime_backends() {
     assert_eq!(
         parallel(r#"backend, n_jobs = 2, colour = "blue", prefer = "processes"; x for x in xs"#),
-        expected(
-            r#"P::comprehension(
-                P::Parallel::new().backend(P::BackendSpec::from(backend)).n_jobs(2)
-                    .param("colour", "blue").prefer(P::Prefer::Processes),
-                xs, |x| ::core::option::Option::Some(x))"#
-        )
+        expected(r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+   let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(x));
+   #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
+   __parjob_job.run(P::Parallel::new().backend(P::BackendSpec::from(backend)).n_jobs(2)
+                    .param("colour", "blue").prefer(P::Prefer::Processes), __parjob_remote) }"#)
     );
 }
 
@@ -73,8 +73,24 @@ fn or_patterns_get_parentheses() {
 #[test]
 fn bound_comprehension_inherits_the_scope() {
     assert_eq!(
-        parallel(r#"@bound("loky"); x for x in xs"#),
+        parallel(r#"@bound(); x for x in xs"#),
         parallel("x for x in xs")
+    );
+}
+
+#[test]
+fn a_process_backend_named_at_compile_time_requires_a_remote_body() {
+    assert_eq!(
+        parallel(r#"@bound("loky"); f(x) for x in xs"#),
+        expected(
+            r#"{ let __parjob_items = xs;
+                 let __parjob_body = P::remote_body(&__parjob_items, |x| ::core::option::Option::Some(f(x)));
+                 P::require_transferable_items(&__parjob_items);
+                 P::require_transferable_results(&__parjob_body);
+                 let __parjob_remote = P::require_remote(__parjob_body);
+                 P::comprehension_job(__parjob_items, __parjob_body)
+                     .run(P::Parallel::new(), ::core::option::Option::Some(__parjob_remote)) }"#
+        )
     );
 }
 
@@ -110,13 +126,14 @@ fn delayed_evaluates_arguments_first() {
         delayed("add(a + 1, b)"),
         expected(
             "{ let __parjob_arg0 = a + 1; let __parjob_arg1 = b;
-               P::Delayed::new(move || add(__parjob_arg0, __parjob_arg1)) }"
+               #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+               let __parjob_call = P::DelayedCall::new((__parjob_arg0, __parjob_arg1,),
+                   move |(__parjob_arg0, __parjob_arg1,)| add(__parjob_arg0, __parjob_arg1));
+               #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_call.probe()).remote_map();
+               __parjob_call.finish(__parjob_remote) }"
         )
     );
-    assert_eq!(
-        delayed("answer()"),
-        expected("P::Delayed::new(move || answer())")
-    );
+    assert!(delayed("answer()").contains("P::DelayedCall::new((),move|()|answer())".replace("P::", P).as_str()));
 }
 
 #[test]

@@ -23,9 +23,12 @@ pub(crate) struct Builtin {
     pub params: &'static [&'static str],
     /// False for `sequential`, which runs tasks on the caller: per-worker settings mean nothing.
     pub has_workers: bool,
-    /// Runs tasks in other processes. Seam for later work: naming such a backend at compile
-    /// time will require process-capable task bodies (see `expand::process_task_checks`).
+    /// Runs tasks in other processes: naming it at compile time requires results that
+    /// serde can move (see `expand::comprehension_call`).
     pub runs_in_processes: bool,
+    /// Starts its workers afresh (not by fork), so task bodies must capture nothing and
+    /// inputs must go through serde too.
+    pub moves_inputs: bool,
     /// Cargo feature of `parjob` that the backend needs.
     pub feature: Option<&'static str>,
 }
@@ -33,6 +36,7 @@ pub(crate) struct Builtin {
 pub(crate) const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sequential",
+        moves_inputs: false,
         params: &[],
         has_workers: false,
         runs_in_processes: false,
@@ -40,6 +44,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "threading",
+        moves_inputs: false,
         params: &[],
         has_workers: true,
         runs_in_processes: false,
@@ -47,6 +52,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "loky",
+        moves_inputs: true,
         params: &["idle_worker_timeout"],
         has_workers: true,
         runs_in_processes: true,
@@ -54,6 +60,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "multiprocessing",
+        moves_inputs: false,
         params: &[],
         has_workers: true,
         runs_in_processes: true,
@@ -61,6 +68,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "mpi",
+        moves_inputs: true,
         params: &[],
         has_workers: true,
         runs_in_processes: true,

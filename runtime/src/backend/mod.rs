@@ -74,6 +74,69 @@ impl fmt::Debug for Job {
     }
 }
 
+/// A batch bound for a worker process: the encoded batch, and where its outcome goes.
+///
+/// A backend sends [`batch`](RemoteJob::batch) to a worker (running the same binary), which
+/// runs it with [`RemoteBatch::execute`](crate::remote::RemoteBatch::execute); the bytes that
+/// come back go to [`finish`](RemoteJob::finish). If the call asked for per-task timeouts
+/// ([`wants_task_starts`](RemoteJob::wants_task_starts)), the backend reports each task's
+/// start with [`task_started`](RemoteJob::task_started). Dropping a job unfinished reports
+/// it as lost.
+pub struct RemoteJob {
+    batch: crate::remote::RemoteBatch,
+    wants_starts: bool,
+    sink: Box<dyn RemoteSink>,
+}
+
+/// Where a remote batch's events go: implemented by the dispatcher.
+pub(crate) trait RemoteSink: Send {
+    fn started(&self, task: usize);
+    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>);
+}
+
+impl RemoteJob {
+    pub(crate) fn new(
+        batch: crate::remote::RemoteBatch,
+        wants_starts: bool,
+        sink: Box<dyn RemoteSink>,
+    ) -> Self {
+        RemoteJob {
+            batch,
+            wants_starts,
+            sink,
+        }
+    }
+
+    /// The encoded batch to send to a worker.
+    pub fn batch(&self) -> &crate::remote::RemoteBatch {
+        &self.batch
+    }
+
+    /// Whether the call measures each task's own duration (it has a timeout).
+    pub fn wants_task_starts(&self) -> bool {
+        self.wants_starts
+    }
+
+    /// The worker started task `task` (counted within the batch).
+    pub fn task_started(&self, task: usize) {
+        self.sink.started(task);
+    }
+
+    /// The worker's reply (the bytes `execute` returned), or why there is none.
+    pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
+        self.sink.finish(outcome);
+    }
+}
+
+impl fmt::Debug for RemoteJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJob")
+            .field("batch", &self.batch)
+            .field("wants_task_starts", &self.wants_starts)
+            .finish()
+    }
+}
+
 /// What a call asks of a backend: how many workers, at which nesting level.
 ///
 /// Jobs of calls with different requests must not share workers when one request is nested
@@ -249,6 +312,18 @@ pub trait Backend: Send + Sync + 'static {
     /// boundary; other work falls back to threading.
     fn supports_shared_memory(&self) -> bool {
         true
+    }
+
+    /// Runs a batch in a worker process. Called instead of [`spawn`](Backend::spawn), for
+    /// batches whose tasks can cross a process boundary, on backends whose
+    /// [`supports_shared_memory`](Backend::supports_shared_memory) is `false`. The default
+    /// reports that the backend cannot.
+    fn spawn_remote(&self, request: PoolRequest, job: RemoteJob) {
+        let _ = request;
+        job.finish(Err(Error::Transport {
+            index: None,
+            message: format!("backend `{}` cannot run tasks in other processes", self.name()),
+        }));
     }
 
     /// Whether the backend has workers of its own, so that `inner_max_num_threads` (a limit

@@ -2,6 +2,10 @@
 //! through this trait.
 
 use super::task::Task;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use crate::remote::{ErasedDecode, Failure, RemoteBatch, RemoteForm, RemoteMap};
 
 pub(crate) type TaskError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -60,5 +64,126 @@ where
     #[inline]
     fn apply(&self, task: T) -> Result<R, TaskError> {
         task.call().map_err(Into::into)
+    }
+}
+
+/// A batch's form for a process backend.
+pub(crate) enum Encoded<I, R> {
+    /// The tasks cannot leave this process: run them on threads.
+    Local(Vec<I>),
+    /// Ready for a worker process.
+    Remote {
+        batch: RemoteBatch,
+        decode: RemoteDecoder<R>,
+    },
+    /// The tasks could travel, but encoding one of them failed.
+    Unencodable(String),
+}
+
+/// Decodes a worker's reply into the batch's results.
+pub(crate) enum RemoteDecoder<R> {
+    Typed(fn(&[u8]) -> Result<Result<Vec<R>, Failure>, String>),
+    /// Kept by the tasks themselves; made for their output type `R`.
+    Erased(ErasedDecode, PhantomData<fn() -> R>),
+}
+
+impl<R> RemoteDecoder<R> {
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Result<Vec<R>, Failure>, String> {
+        match self {
+            RemoteDecoder::Typed(decode) => decode(bytes),
+            RemoteDecoder::Erased(decode, _) => {
+                let mut slot = MaybeUninit::<Result<Result<Vec<R>, Failure>, String>>::uninit();
+                // SAFETY: `Erased` is only built from a task's `__remote_form`, whose decoder
+                // was made for that task's `Output`, which is `R`; it initialises the slot.
+                unsafe {
+                    decode(bytes, slot.as_mut_ptr().cast());
+                    slot.assume_init()
+                }
+            }
+        }
+    }
+}
+
+/// The process-crossing form of a call shape, where it has one.
+pub(crate) trait Remote<I>: Apply<I> {
+    fn encode(&self, items: Vec<I>) -> Encoded<I, Self::Out> {
+        Encoded::Local(items)
+    }
+}
+
+impl<I, R: Send, F: Fn(I) -> R> Remote<I> for MapFn<F> {}
+impl<I, R: Send, E, F> Remote<I> for TryMapFn<F>
+where
+    F: Fn(I) -> Result<R, E>,
+    E: Into<TaskError>,
+{
+}
+
+/// `map` with a remote form found by the macros' probe.
+pub(crate) struct RemoteMapFn<F, I, R> {
+    pub(crate) f: F,
+    pub(crate) remote: Option<RemoteMap<I, R>>,
+}
+
+impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
+    type Out = R;
+    #[inline]
+    fn apply(&self, item: I) -> Result<R, TaskError> {
+        Ok((self.f)(item))
+    }
+}
+
+impl<I, R: Send, F: Fn(I) -> R> Remote<I> for RemoteMapFn<F, I, R> {
+    fn encode(&self, items: Vec<I>) -> Encoded<I, R> {
+        match &self.remote {
+            None => Encoded::Local(items),
+            Some(map) => match map.batch(items) {
+                Ok(batch) => Encoded::Remote {
+                    batch,
+                    decode: RemoteDecoder::Typed(map.decoder()),
+                },
+                Err(e) => Encoded::Unencodable(e),
+            },
+        }
+    }
+}
+
+impl<T: Task> Remote<T> for RunTask {
+    fn encode(&self, tasks: Vec<T>) -> Encoded<T, T::Output> {
+        let (form, decode) = match tasks.first().map(Task::__remote_form) {
+            Some(Some(form)) if tasks.iter().all(|t| t.__remote_form().is_some()) => form,
+            _ => return Encoded::Local(tasks),
+        };
+        encode_tasks(form, RemoteDecoder::Erased(decode, PhantomData), tasks, Task::__encode_input)
+    }
+}
+
+impl<T, R, E> Remote<T> for TryRunTask
+where
+    T: Task<Output = Result<R, E>>,
+    R: Send,
+    E: Into<TaskError>,
+{
+}
+
+fn encode_tasks<T, R>(
+    form: RemoteForm,
+    decode: RemoteDecoder<R>,
+    tasks: Vec<T>,
+    encode: fn(T, &mut Vec<u8>) -> Result<(), String>,
+) -> Encoded<T, R> {
+    // A postcard `Vec`: the count as a varint, then each element.
+    let mut payload = match postcard::to_allocvec(&tasks.len()) {
+        Ok(p) => p,
+        Err(e) => return Encoded::Unencodable(e.to_string()),
+    };
+    for task in tasks {
+        if let Err(e) = encode(task, &mut payload) {
+            return Encoded::Unencodable(e);
+        }
+    }
+    Encoded::Remote {
+        batch: form.batch(payload),
+        decode,
     }
 }

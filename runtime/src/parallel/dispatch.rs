@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::apply::Apply;
+use super::apply::{Apply, Encoded, Remote, RemoteDecoder};
 use super::plan::Plan;
 use super::progress::Reporter;
 use crate::Error;
-use crate::backend::Job;
+use crate::backend::{Backend, Job, RemoteJob, RemoteSink, Threading};
 use crate::error::panic_message;
 use crate::scope;
 
@@ -90,7 +90,7 @@ impl<A> Deref for Borrowed<A> {
 }
 
 /// Drives one call with workers (effective `n_jobs` ≥ 2).
-pub(crate) struct Dispatcher<'a, It: Iterator, A: Apply<It::Item>, H> {
+pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     input: It,
     input_done: bool,
     pulled: usize,
@@ -108,6 +108,8 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Apply<It::Item>, H> {
     /// Wait in `drop` for every job: set when tasks may borrow from the caller.
     waits: bool,
     aborted_backend: bool,
+    /// Whether a batch of this call already fell back to threads (warned once per call).
+    fell_back: bool,
     _borrows: PhantomData<&'a A>,
 }
 
@@ -115,7 +117,7 @@ impl<'a, It, A> Dispatcher<'a, It, A, Borrowed<A>>
 where
     It: Iterator,
     It::Item: Send + 'a,
-    A: Apply<It::Item> + Sync + 'a,
+    A: Remote<It::Item> + Sync + 'a,
     A::Out: 'a,
 {
     /// A call whose tasks may borrow from the caller: it cannot return while a task runs.
@@ -128,7 +130,7 @@ impl<It, A> Dispatcher<'static, It, A, Arc<A>>
 where
     It: Iterator,
     It::Item: Send + 'static,
-    A: Apply<It::Item> + Send + Sync + 'static,
+    A: Remote<It::Item> + Send + Sync + 'static,
     A::Out: 'static,
 {
     /// A call whose tasks own everything: it may return while abandoned tasks still run.
@@ -141,7 +143,7 @@ impl<'a, It, A, H> Dispatcher<'a, It, A, H>
 where
     It: Iterator,
     It::Item: Send + 'a,
-    A: Apply<It::Item> + 'a,
+    A: Remote<It::Item> + 'a,
     A::Out: 'a,
     H: Deref<Target = A> + Clone + Send + 'a,
 {
@@ -177,6 +179,7 @@ where
             next_seq: 0,
             waits,
             aborted_backend: false,
+            fell_back: false,
             _borrows: PhantomData,
         })
     }
@@ -217,7 +220,59 @@ where
                 clock: clock.clone(),
             },
         );
-        let tx = self.tx.clone().expect("sender present until drop");
+        let report = Report {
+            seq,
+            tx: self.tx.clone(),
+        };
+        let mut items = items;
+        if !self.plan.backend.supports_shared_memory() {
+            match self.apply.encode(items) {
+                Encoded::Remote { batch, decode } => {
+                    let sink: Box<dyn RemoteSink + 'a> = Box::new(RemoteBatchSink {
+                        first,
+                        clock,
+                        decode,
+                        report,
+                        sent: Instant::now(),
+                    });
+                    // SAFETY: as for the jobs in `spawn_local`: the sink lives at most until
+                    // the dispatcher's `drop` has seen every sender go, or `'a` is `'static`.
+                    let sink: Box<dyn RemoteSink> = unsafe { std::mem::transmute(sink) };
+                    let job = RemoteJob::new(batch, self.plan.timeout.is_some(), sink);
+                    self.plan.backend.spawn_remote(self.plan.request(), job);
+                    return;
+                }
+                Encoded::Unencodable(message) => {
+                    report.send(Message::Failed {
+                        error: Error::Transport {
+                            index: Some(first),
+                            message: format!("cannot encode a task for a worker process: {message}"),
+                        },
+                    });
+                    return;
+                }
+                Encoded::Local(back) => {
+                    if !self.fell_back {
+                        self.fell_back = true;
+                        tracing::warn!(
+                            "parjob: backend `{}` runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde); running them on threads",
+                            self.plan.backend.name()
+                        );
+                    }
+                    items = back;
+                }
+            }
+        }
+        self.spawn_local(items, first, clock, report);
+    }
+
+    fn spawn_local(
+        &mut self,
+        items: Vec<It::Item>,
+        first: usize,
+        clock: Option<Arc<Clock>>,
+        report: Report<A::Out>,
+    ) {
         let work = BatchWork {
             items,
             first,
@@ -225,7 +280,7 @@ where
             abort: Arc::clone(&self.abort),
             clock,
             nested: Arc::clone(&self.plan.nested),
-            report: Report { seq, tx: Some(tx) },
+            report,
             _apply: PhantomData,
         };
         let boxed: Box<dyn FnOnce() + Send + 'a> = Box::new(move || work.run());
@@ -235,9 +290,12 @@ where
         // every job has been run or dropped, since each holds a clone of the channel's
         // sender, which is the job's last field to be dropped.
         let boxed: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(boxed) };
-        self.plan
-            .backend
-            .spawn(self.plan.request(), Job::new(boxed));
+        let job = Job::new(boxed);
+        if self.plan.backend.supports_shared_memory() {
+            self.plan.backend.spawn(self.plan.request(), job);
+        } else {
+            Threading::new().spawn(self.plan.request(), job);
+        }
     }
 
     /// Waits for the next completed batch; `None` once nothing is in flight.
@@ -344,7 +402,84 @@ fn disconnected() -> Error {
     }
 }
 
-impl<It: Iterator, A: Apply<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
+/// Where a remote batch's reply goes: decoded on the backend's thread, then reported.
+struct RemoteBatchSink<R> {
+    first: usize,
+    clock: Option<Arc<Clock>>,
+    decode: RemoteDecoder<R>,
+    report: Report<R>,
+    sent: Instant,
+}
+
+impl<R: Send> RemoteSink for RemoteBatchSink<R> {
+    fn started(&self, task: usize) {
+        if let Some(c) = &self.clock {
+            c.start(self.first + task);
+        }
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>) {
+        let running = self.clock.as_ref().and_then(|c| c.running()).map(|(i, _)| i);
+        if let Some(c) = &self.clock {
+            c.stop();
+        }
+        let first = self.first;
+        let msg = match outcome {
+            Err(error) => Message::Failed {
+                error: with_index(error, running.unwrap_or(first)),
+            },
+            Ok(bytes) => match self.decode.decode(&bytes) {
+                Ok(Ok(results)) => Message::Done {
+                    seq: self.report.seq,
+                    results,
+                    elapsed: self.sent.elapsed(),
+                },
+                Ok(Err(failure)) => {
+                    let index = first + failure.index;
+                    Message::Failed {
+                        error: match failure.kind {
+                            crate::remote::FailureKind::Panicked => Error::TaskPanicked {
+                                index,
+                                message: failure.message,
+                            },
+                            _ => Error::Transport {
+                                index: Some(index),
+                                message: failure.message,
+                            },
+                        },
+                    }
+                }
+                Err(message) => Message::Failed {
+                    error: Error::Transport {
+                        index: Some(first),
+                        message,
+                    },
+                },
+            },
+        };
+        self.report.send(msg);
+    }
+}
+
+/// Fills in the task index of a worker error that does not know it.
+fn with_index(error: Error, index: usize) -> Error {
+    match error {
+        Error::WorkerDied { index: None, detail } => Error::WorkerDied {
+            index: Some(index),
+            detail,
+        },
+        Error::Transport {
+            index: None,
+            message,
+        } => Error::Transport {
+            index: Some(index),
+            message,
+        },
+        other => other,
+    }
+}
+
+impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
     fn drop(&mut self) {
         if !self.in_flight.is_empty() {
             self.abort.store(true, Ordering::Relaxed);

@@ -16,8 +16,10 @@ use std::time::Duration;
 pub use batch::{BatchSize, PreDispatch};
 pub use progress::Progress;
 pub use task::{Delayed, Task};
+#[doc(hidden)]
+pub use task::{Applied, Callable, Thunk};
 
-use apply::{Apply, MapFn, RunTask, TaskError, TryMapFn, TryRunTask};
+use apply::{MapFn, Remote, RemoteMapFn, RunTask, TaskError, TryMapFn, TryRunTask};
 use dispatch::Dispatcher;
 use plan::Plan;
 use progress::ProgressFn;
@@ -507,7 +509,23 @@ impl Parallel {
         Stream::new(tasks.into_iter(), RunTask, Plan::settle(self)?, false)
     }
 
-    fn collect_scoped<It: Iterator, A: Apply<It::Item> + Sync>(
+    /// `map` for the macros: with a remote form, a process backend can take the tasks.
+    pub(crate) fn map_maybe_remote<It, F, R>(
+        &self,
+        items: It,
+        f: F,
+        remote: Option<crate::remote::RemoteMap<It::Item, R>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        It: IntoIterator,
+        It::Item: Send,
+        F: Fn(It::Item) -> R + Sync,
+        R: Send,
+    {
+        self.collect_scoped(items.into_iter(), &RemoteMapFn { f, remote })
+    }
+
+    fn collect_scoped<It: Iterator, A: Remote<It::Item> + Sync>(
         &self,
         input: It,
         apply: &A,
@@ -526,7 +544,7 @@ impl Parallel {
     where
         It: Iterator,
         It::Item: Send + 'static,
-        A: Apply<It::Item> + Send + Sync + 'static,
+        A: Remote<It::Item> + Send + Sync + 'static,
         A::Out: 'static,
     {
         let mut plan = Plan::settle(self)?;
@@ -541,7 +559,7 @@ fn collect_ordered<'a, It, A, H>(mut d: Dispatcher<'a, It, A, H>) -> Result<Vec<
 where
     It: Iterator,
     It::Item: Send + 'a,
-    A: Apply<It::Item> + 'a,
+    A: Remote<It::Item> + 'a,
     A::Out: 'a,
     H: std::ops::Deref<Target = A> + Clone + Send + 'a,
 {

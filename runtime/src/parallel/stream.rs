@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use super::apply::Apply;
+use super::apply::{Apply, Remote};
 use super::dispatch::Dispatcher;
 use super::plan::Plan;
 use super::progress::Reporter;
@@ -13,7 +13,7 @@ use crate::Error;
 use crate::error::panic_message;
 
 /// The results of a call, one at a time, as workers produce them.
-pub(crate) struct Stream<It: Iterator, A: Apply<It::Item> + Send + Sync + 'static>
+pub(crate) struct Stream<It: Iterator, A: Remote<It::Item> + Send + Sync + 'static>
 where
     It::Item: Send + 'static,
     A::Out: 'static,
@@ -22,7 +22,7 @@ where
     done: bool,
 }
 
-enum Mode<It: Iterator, A: Apply<It::Item> + Send + Sync + 'static>
+enum Mode<It: Iterator, A: Remote<It::Item> + Send + Sync + 'static>
 where
     It::Item: Send + 'static,
     A::Out: 'static,
@@ -48,7 +48,7 @@ impl<It, A> Stream<It, A>
 where
     It: Iterator,
     It::Item: Send + 'static,
-    A: Apply<It::Item> + Send + Sync + 'static,
+    A: Remote<It::Item> + Send + Sync + 'static,
     A::Out: 'static,
 {
     pub(crate) fn new(input: It, apply: A, mut plan: Plan, ordered: bool) -> Result<Self, Error> {
@@ -90,7 +90,7 @@ impl<It, A> Iterator for Stream<It, A>
 where
     It: Iterator,
     It::Item: Send + 'static,
-    A: Apply<It::Item> + Send + Sync + 'static,
+    A: Remote<It::Item> + Send + Sync + 'static,
     A::Out: 'static,
 {
     type Item = Result<A::Out, Error>;

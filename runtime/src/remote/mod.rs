@@ -17,7 +17,11 @@ mod probe;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use entry::{EntryFn, Failure, FailureKind};
-pub use probe::{RemoteMap, RemoteProbe, Transferable, ViaSerde, ViaShared};
+pub(crate) use probe::ErasedDecode;
+pub use probe::{
+    Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, Shape, Transferable, ViaRefItem,
+    ViaRefResult, ViaSerde, ViaShared,
+};
 
 /// Identity of a function of this binary, valid in every process running the same binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -16,16 +16,57 @@ use super::{Callee, EntryId, RemoteBatch};
     label = "`{Self}` does not implement serde's `Serialize` and `DeserializeOwned`",
     note = "process backends (`loky`, `multiprocessing`, `mpi`) move task inputs and results between processes with serde; derive `serde::Serialize` and `serde::Deserialize` for it, or use the `threading` backend"
 )]
-pub trait Transferable: Serialize + DeserializeOwned + Send + 'static {}
+pub trait Transferable: Serialize + DeserializeOwned + Send {}
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> Transferable for T {}
+impl<T: Serialize + DeserializeOwned + Send> Transferable for T {}
 
 /// How to move a batch of `I` inputs to a worker process and its `R` results back.
 pub struct RemoteMap<I, R> {
+    form: RemoteForm,
+    encode: fn(Vec<I>) -> Result<Vec<u8>, String>,
+    encode_one: fn(I, &mut Vec<u8>) -> Result<(), String>,
+    decode: fn(&[u8]) -> Result<Result<Vec<R>, Failure>, String>,
+    decode_erased: ErasedDecode,
+}
+
+/// What a worker needs to know about a batch, without its types: which entry runs it and
+/// what it calls.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteForm {
     entry: EntryId,
     callee: Callee,
-    encode: fn(Vec<I>) -> Result<Vec<u8>, String>,
-    decode: fn(&[u8]) -> Result<BatchOutcome<R>, String>,
+}
+
+impl RemoteForm {
+    /// A batch whose payload is already encoded.
+    pub(crate) fn batch(&self, payload: Vec<u8>) -> RemoteBatch {
+        RemoteBatch {
+            entry: self.entry,
+            callee: self.callee,
+            payload,
+        }
+    }
+}
+
+/// Decodes a worker's reply into a value of the type `out` points to (a
+/// `Result<Result<Vec<R>, Failure>, String>` for the `R` the decoder was made for).
+pub(crate) type ErasedDecode = unsafe fn(&[u8], *mut ());
+
+/// # Safety
+///
+/// `out` must point to writable, uninitialised memory for a
+/// `Result<Result<Vec<R>, Failure>, String>`.
+unsafe fn decode_into<R: DeserializeOwned>(bytes: &[u8], out: *mut ()) {
+    let value = decode_typed::<R>(bytes);
+    // SAFETY: the caller passes a pointer to a slot of exactly this type.
+    unsafe { out.cast::<Result<Result<Vec<R>, Failure>, String>>().write(value) };
+}
+
+fn decode_typed<R: DeserializeOwned>(bytes: &[u8]) -> Result<Result<Vec<R>, Failure>, String> {
+    Ok(match entry::decode_outcome::<R>(bytes)? {
+        BatchOutcome::Done(results) => Ok(results),
+        BatchOutcome::Failed(failure) => Err(failure),
+    })
 }
 
 impl<I, R> Clone for RemoteMap<I, R> {
@@ -36,11 +77,23 @@ impl<I, R> Clone for RemoteMap<I, R> {
 
 impl<I, R> Copy for RemoteMap<I, R> {}
 
+impl<I, R> RemoteMap<I, R> {
+    /// The type-free part, for tasks that encode their own inputs.
+    pub(crate) fn form(&self) -> RemoteForm {
+        self.form
+    }
+
+    /// Appends one input to a batch payload (a batch is the inputs' count as a postcard
+    /// varint, then each input).
+    pub(crate) fn element_encoder(&self) -> fn(I, &mut Vec<u8>) -> Result<(), String> {
+        self.encode_one
+    }
+}
+
 impl<I, R> std::fmt::Debug for RemoteMap<I, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteMap")
-            .field("entry", &self.entry)
-            .field("callee", &self.callee)
+            .field("form", &self.form)
             .finish()
     }
 }
@@ -49,66 +102,108 @@ fn encode_vec<I: Serialize>(items: Vec<I>) -> Result<Vec<u8>, String> {
     postcard::to_allocvec(&items).map_err(|e| e.to_string())
 }
 
+pub(crate) fn encode_one<I: Serialize>(item: I, out: &mut Vec<u8>) -> Result<(), String> {
+    let bytes = postcard::to_allocvec(&item).map_err(|e| e.to_string())?;
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
 impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
     /// Tasks that call `f` on their input, in whichever process runs them.
     pub fn pointer(f: fn(I) -> R) -> Self {
         RemoteMap {
-            entry: EntryId::of_addr(entry::pointer_entry::<I, R> as EntryFn as usize),
-            callee: Callee::Pointer(EntryId::of_addr(f as usize)),
+            form: RemoteForm {
+                entry: EntryId::of_addr(entry::pointer_entry::<I, R> as EntryFn as usize),
+                callee: Callee::Pointer(EntryId::of_addr(f as usize)),
+            },
             encode: encode_vec::<I>,
-            decode: entry::decode_outcome::<R>,
+            encode_one: encode_one::<I>,
+            decode: decode_typed::<R>,
+            decode_erased: decode_into::<R>,
         }
     }
 
     /// Tasks that call a zero-sized closure of type `F`; `None` if `F` captures data.
-    pub fn zero_sized<F: Fn(I) -> R + Copy + 'static>() -> Option<Self> {
+    pub fn zero_sized<F: Fn(I) -> R + Copy>() -> Option<Self> {
         (size_of::<F>() == 0).then(|| RemoteMap {
-            entry: EntryId::of_addr(entry::zero_sized_entry::<I, R, F> as EntryFn as usize),
-            callee: Callee::ZeroSized,
+            form: RemoteForm {
+                entry: EntryId::of_addr(entry::zero_sized_entry::<I, R, F> as EntryFn as usize),
+                callee: Callee::ZeroSized,
+            },
             encode: encode_vec::<I>,
-            decode: entry::decode_outcome::<R>,
+            encode_one: encode_one::<I>,
+            decode: decode_typed::<R>,
+            decode_erased: decode_into::<R>,
         })
     }
 }
 
 impl<I, R> RemoteMap<I, R> {
-    /// The same batches for tasks of type `T` that each carry an input `I`.
-    pub(crate) fn for_tasks<T>(self, encode: fn(Vec<T>) -> Result<Vec<u8>, String>) -> RemoteMap<T, R> {
-        RemoteMap {
-            entry: self.entry,
-            callee: self.callee,
-            encode,
-            decode: self.decode,
-        }
+    /// Decodes what a worker sent back for a batch of this map.
+    pub(crate) fn decoder(&self) -> fn(&[u8]) -> Result<Result<Vec<R>, Failure>, String> {
+        self.decode
+    }
+
+    /// The same decoder without its type, for tasks that keep it (see `Delayed`).
+    pub(crate) fn erased_decoder(&self) -> ErasedDecode {
+        self.decode_erased
     }
 
     /// Encodes a batch for a worker.
     pub(crate) fn batch(&self, items: Vec<I>) -> Result<RemoteBatch, String> {
-        Ok(RemoteBatch {
-            entry: self.entry,
-            callee: self.callee,
-            payload: (self.encode)(items)?,
-        })
+        Ok(self.form.batch((self.encode)(items)?))
     }
 
     /// Decodes what a worker sent back.
+    #[cfg(test)]
     pub(crate) fn outcome(&self, bytes: &[u8]) -> Result<Result<Vec<R>, Failure>, String> {
-        Ok(match (self.decode)(bytes)? {
-            BatchOutcome::Done(results) => Ok(results),
-            BatchOutcome::Failed(failure) => Err(failure),
-        })
+        (self.decode)(bytes)
     }
 }
 
-/// Asks, by method resolution on concrete types, whether tasks running `F: Fn(I) -> R`
-/// can go to another process. With `ViaSerde` and `ViaShared` in scope,
-/// `(&probe).remote_map()` picks [`ViaSerde`] when `I` and `R` implement serde's traits
-/// and `F` is `Copy`, else [`ViaShared`] (no remote form). Generated by the macros.
-pub struct RemoteProbe<I, R, F>(PhantomData<(fn(I) -> R, fn() -> F)>);
+/// Asks, by method resolution on concrete types, whether tasks running `F` on inputs `I`
+/// can go to another process; `K` is the task's shape ([`Plain`]: `F: Fn(I) -> R`, or
+/// [`Filtered`]: `F: Fn(I) -> Option<R>`, a comprehension with `if`).
+///
+/// With the four `Via*` traits in scope, `(&&&&probe).remote_map()` tries, in order:
+/// [`ViaRefItem`] (inputs are references: they cannot travel), [`ViaRefResult`] (results are
+/// references), [`ViaSerde`] (serde types and a `Copy` closure: the remote form, if the
+/// closure is zero-sized), and [`ViaShared`] (no remote form). The reference checks come
+/// first because trait selection cannot see lifetimes: `&str` looks deserialisable to it.
+/// Generated by the macros.
+pub struct RemoteProbe<I, R, F, K>(PhantomData<(fn(I) -> R, fn() -> F, K)>);
 
-impl<I, R, F> RemoteProbe<I, R, F> {
-    /// A probe for the types of `f`.
-    pub fn of(_f: &F) -> Self
+/// Shape of a task whose function returns its result.
+#[derive(Debug)]
+pub struct Plain;
+
+/// Shape of a comprehension task whose function returns `None` for filtered-out items.
+#[derive(Debug)]
+pub struct Filtered;
+
+/// What a task of shape `Self` returns, for results of type `R`.
+pub trait Shape<R> {
+    /// `R` or `Option<R>`.
+    type Out;
+}
+
+impl<R> Shape<R> for Plain {
+    type Out = R;
+}
+
+impl<R> Shape<R> for Filtered {
+    type Out = Option<R>;
+}
+
+impl<I, R, F, K> std::fmt::Debug for RemoteProbe<I, R, F, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteProbe")
+    }
+}
+
+impl<I, R, F> RemoteProbe<I, R, F, Plain> {
+    /// A probe for `f: Fn(I) -> R`.
+    pub fn plain(_f: &F) -> Self
     where
         F: Fn(I) -> R,
     {
@@ -116,29 +211,70 @@ impl<I, R, F> RemoteProbe<I, R, F> {
     }
 }
 
-/// The chosen answer when the types allow another process.
-pub trait ViaSerde<I, R> {
-    /// The remote form, if `F` also captures nothing (is zero-sized).
-    fn remote_map(&self) -> Option<RemoteMap<I, R>>;
+impl<I, R, F> RemoteProbe<I, R, F, Filtered> {
+    /// A probe for `f: Fn(I) -> Option<R>`.
+    pub fn filtered(_f: &F) -> Self
+    where
+        F: Fn(I) -> Option<R>,
+    {
+        RemoteProbe(PhantomData)
+    }
 }
 
-impl<I: Transferable, R: Transferable, F: Fn(I) -> R + Copy + 'static> ViaSerde<I, R>
-    for RemoteProbe<I, R, F>
+/// First answer: inputs that are references stay in this process.
+pub trait ViaRefItem<I, O> {
+    /// No remote form.
+    fn remote_map(&self) -> Option<RemoteMap<I, O>> {
+        None
+    }
+}
+
+impl<T: ?Sized, R, F, K: Shape<R>> ViaRefItem<&T, K::Out> for &&&RemoteProbe<&T, R, F, K> {}
+
+/// Second answer: results that are references stay in this process.
+pub trait ViaRefResult<I, O> {
+    /// No remote form.
+    fn remote_map(&self) -> Option<RemoteMap<I, O>> {
+        None
+    }
+}
+
+impl<I, T: ?Sized, F, K: Shape<&'static T>> ViaRefResult<I, K::Out> for &&RemoteProbe<I, &T, F, K> where
+    K: Shape<&'static T>
+{
+}
+
+/// Third answer: serde inputs and results, and a closure that may be zero-sized.
+pub trait ViaSerde<I, O> {
+    /// The remote form, if the closure also captures nothing (is zero-sized).
+    fn remote_map(&self) -> Option<RemoteMap<I, O>>;
+}
+
+impl<I: Transferable, R: Transferable, F: Fn(I) -> R + Copy> ViaSerde<I, R>
+    for &RemoteProbe<I, R, F, Plain>
 {
     fn remote_map(&self) -> Option<RemoteMap<I, R>> {
         RemoteMap::zero_sized::<F>()
     }
 }
 
-/// The fallback answer: shared memory only.
-pub trait ViaShared<I, R> {
+impl<I: Transferable, R: Transferable, F: Fn(I) -> Option<R> + Copy> ViaSerde<I, Option<R>>
+    for &RemoteProbe<I, R, F, Filtered>
+{
+    fn remote_map(&self) -> Option<RemoteMap<I, Option<R>>> {
+        RemoteMap::zero_sized::<F>()
+    }
+}
+
+/// Last answer: shared memory only.
+pub trait ViaShared<I, O> {
     /// No remote form.
-    fn remote_map(&self) -> Option<RemoteMap<I, R>> {
+    fn remote_map(&self) -> Option<RemoteMap<I, O>> {
         None
     }
 }
 
-impl<I, R, F> ViaShared<I, R> for &RemoteProbe<I, R, F> {}
+impl<I, R, F, K: Shape<R>> ViaShared<I, K::Out> for RemoteProbe<I, R, F, K> {}
 
 #[cfg(test)]
 mod tests {
@@ -148,7 +284,7 @@ mod tests {
         x * 2
     }
 
-    fn round_trip<I, R>(map: RemoteMap<I, R>, items: Vec<I>) -> Result<Vec<R>, Failure> {
+    fn round_trip<I, R: 'static>(map: RemoteMap<I, R>, items: Vec<I>) -> Result<Vec<R>, Failure> {
         let batch = map.batch(items).unwrap();
         let wire = postcard::to_allocvec(&batch).unwrap();
         let received: RemoteBatch = postcard::from_bytes(&wire).unwrap();
@@ -166,22 +302,36 @@ mod tests {
     #[test]
     fn zero_sized_closures_run_and_capturing_ones_are_refused() {
         let f = |s: String| s.len();
-        let probe = RemoteProbe::of(&f);
-        let map = (&probe).remote_map().expect("non-capturing closure goes remote");
+        let probe = RemoteProbe::plain(&f);
+        let map = (&&&&probe).remote_map().expect("non-capturing closure goes remote");
         assert_eq!(round_trip(map, vec!["ab".into(), "".into()]), Ok(vec![2, 0]));
 
         let offset = 3usize;
         let g = move |s: String| s.len() + offset;
-        let probe = RemoteProbe::of(&g);
-        assert!((&probe).remote_map().is_none(), "captures `offset`");
+        let probe = RemoteProbe::plain(&g);
+        assert!((&&&&probe).remote_map().is_none(), "captures `offset`");
     }
 
     #[test]
     fn types_without_serde_fall_back_to_shared_memory() {
         struct Opaque;
         let f = |_: Opaque| 1u8;
-        let probe = RemoteProbe::of(&f);
-        assert!((&probe).remote_map().is_none());
+        let probe = RemoteProbe::plain(&f);
+        assert!((&&&&probe).remote_map().is_none());
+
+        let words = [String::from("a")];
+        let by_ref = |s: &str| s.len();
+        let probe = RemoteProbe::plain(&by_ref);
+        assert!((&&&&probe).remote_map().is_none(), "borrowed inputs");
+        let _ = words;
+
+        let label = |n: u8| if n > 0 { "some" } else { "none" };
+        let probe = RemoteProbe::plain(&label);
+        assert!((&&&&probe).remote_map().is_none(), "borrowed results");
+
+        let keep = |n: u8| (n > 1).then_some("big");
+        let probe = RemoteProbe::filtered(&keep);
+        assert!((&&&&probe).remote_map().is_none(), "borrowed filtered results");
     }
 
     #[test]
