@@ -6,8 +6,7 @@
 use crate::args::{RawComprehension, RawDelayed};
 use crate::item::{self, Annotated};
 use crate::valid::{
-    Backend, BatchSize, Call, Choice, Config, Count, Parallel, Prefer, Require, Timeout,
-    Value,
+    Backend, BatchSize, Call, Choice, Config, Count, Parallel, Prefer, Require, Timeout, Value,
 };
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -182,7 +181,11 @@ fn hidden(name: &str) -> Ident {
 ///   results must implement serde's traits, checked where they are written;
 /// - otherwise (the backend is chosen at run time): a probe on the concrete types decides;
 ///   tasks that cannot travel run on threads if a process backend is active.
-fn comprehension_call(builder: TokenStream, call: &Call, comprehension: &RawComprehension) -> TokenStream {
+fn comprehension_call(
+    builder: TokenStream,
+    call: &Call,
+    comprehension: &RawComprehension,
+) -> TokenStream {
     let RawComprehension {
         expr,
         pat,
@@ -202,7 +205,11 @@ fn comprehension_call(builder: TokenStream, call: &Call, comprehension: &RawComp
         },
         None => some,
     };
-    let (items, job, remote) = (hidden("__parjob_items"), hidden("__parjob_job"), hidden("__parjob_remote"));
+    let (items, job, remote) = (
+        hidden("__parjob_items"),
+        hidden("__parjob_job"),
+        hidden("__parjob_remote"),
+    );
     match call.static_backend() {
         Some(backend) if backend.moves_inputs => {
             let body_fn = hidden("__parjob_body");
@@ -213,9 +220,11 @@ fn comprehension_call(builder: TokenStream, call: &Call, comprehension: &RawComp
                 let #body_fn = ::parjob::__private::remote_body(&#items, |#pat| #body);
                 #check_items;
                 #check_results;
-                let #remote = ::parjob::__private::require_remote(#body_fn);
-                ::parjob::__private::comprehension_job(#items, #body_fn)
-                    .run(#builder, ::core::option::Option::Some(#remote))
+                #[allow(unused_imports)]
+                use ::parjob::__private::{ViaSerde as _, ViaShared as _};
+                #[allow(clippy::needless_borrow)]
+                let #remote = (&::parjob::__private::PointerProbe(#body_fn)).remote_map();
+                ::parjob::__private::comprehension_job(#items, #body_fn).run(#builder, #remote)
             })
         }
         Some(backend) if !backend.runs_in_processes => {

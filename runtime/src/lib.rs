@@ -60,9 +60,9 @@ pub use parjob_macros::{delayed, parallel, parallel_backend};
 pub use backend::{Backend, Job, NestedScope, ParamValue, PoolRequest, RemoteJob};
 pub use cpu::cpu_count;
 pub use error::Error;
-pub use parallel::{BatchSize, Delayed, Parallel, PreDispatch, Progress, Task};
 #[doc(hidden)]
 pub use parallel::{Applied, Callable, Thunk};
+pub use parallel::{BatchSize, Delayed, Parallel, PreDispatch, Progress, Task};
 pub use registry::{BackendSpec, register_parallel_backend, registered};
 pub use scope::{
     ActiveBackend, BackendGuard, BackendScope, Prefer, Require, effective_n_jobs,
@@ -93,8 +93,8 @@ pub mod __private {
     }
 
     pub use crate::remote::{
-        Filtered, Plain, RemoteMap, RemoteProbe, Transferable, ViaRefItem, ViaRefResult,
-        ViaSerde, ViaShared,
+        Filtered, Plain, RemoteMap, RemoteProbe, Transferable, ViaRefItem, ViaRefResult, ViaSerde,
+        ViaShared,
     };
 
     /// `parallel!(EXPR for PAT in ITER [if COND])` without a remote form: the body returns
@@ -191,27 +191,19 @@ pub mod __private {
     /// Checks that the results of a comprehension can come back from a worker process.
     pub fn require_transferable_results<I, R: Transferable, F: Fn(I) -> Option<R>>(_body: &F) {}
 
-    /// A comprehension body whose inputs and results serde can move.
-    #[diagnostic::on_unimplemented(
-        message = "this comprehension cannot run in a worker process",
-        label = "its items or results cannot be sent between processes (see the errors above)"
-    )]
-    pub trait RemoteBody<I, R> {
-        /// The remote form.
-        fn remote_map(self) -> RemoteMap<I, R>;
-    }
+    /// A `fn` pointer body, for a process backend named at compile time. Its types were
+    /// checked where they are written (`require_transferable_*`), so the probe only builds the
+    /// remote form, and adds no second error when a check failed.
+    #[derive(Debug)]
+    pub struct PointerProbe<F>(pub F);
 
-    impl<I: Transferable, R: Transferable> RemoteBody<I, R> for fn(I) -> R {
-        fn remote_map(self) -> RemoteMap<I, R> {
-            RemoteMap::pointer(self)
+    impl<I: Transferable, R: Transferable> ViaSerde<I, R> for PointerProbe<fn(I) -> R> {
+        fn remote_map(&self) -> Option<RemoteMap<I, R>> {
+            Some(RemoteMap::pointer(self.0))
         }
     }
 
-    /// The remote form of a body that must run in another process (its types were checked
-    /// just before, where they are written).
-    pub fn require_remote<I, R, B: RemoteBody<I, R>>(body: B) -> RemoteMap<I, R> {
-        body.remote_map()
-    }
+    impl<I, R> ViaShared<I, R> for &PointerProbe<fn(I) -> R> {}
 
     /// `delayed!(f(a, b))` before its probe: the arguments, evaluated, and the call.
     pub struct DelayedCall<A, F> {
@@ -238,7 +230,10 @@ pub mod __private {
         }
 
         /// The task, able to run in another process when `remote` is `Some`.
-        pub fn finish<R>(self, remote: Option<RemoteMap<A, R>>) -> Delayed<crate::parallel::Applied<F>, A>
+        pub fn finish<R>(
+            self,
+            remote: Option<RemoteMap<A, R>>,
+        ) -> Delayed<crate::parallel::Applied<F>, A>
         where
             F: FnOnce(A) -> R,
         {

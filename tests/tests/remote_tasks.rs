@@ -55,8 +55,17 @@ fn comprehensions_with_serde_types_and_no_captures_travel() {
         .run(|| parallel!(neg(x) for x in 0..100i64 if x % 3 == 0))
         .unwrap()
         .unwrap();
-    assert_eq!(out, (0..100).filter(|x| x % 3 == 0).map(|x| -x).collect::<Vec<_>>());
-    assert!(count.load(Ordering::SeqCst) > 0, "no batch went through the remote path");
+    assert_eq!(
+        out,
+        (0..100)
+            .filter(|x| x % 3 == 0)
+            .map(|x| -x)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        count.load(Ordering::SeqCst) > 0,
+        "no batch went through the remote path"
+    );
 
     let words = vec!["a".to_owned(), "bc".to_owned()];
     let out = parallel_backend(backend)
@@ -84,7 +93,11 @@ fn capturing_bodies_and_borrowed_items_fall_back_to_threads() {
         .unwrap();
     assert_eq!(out.0, [10, 11, 12, 13, 14]);
     assert_eq!(out.1, [2, 4, 6]);
-    assert_eq!(count.load(Ordering::SeqCst), 0, "shared-memory work must stay local");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "shared-memory work must stay local"
+    );
 }
 
 #[test]
@@ -104,7 +117,11 @@ fn delayed_calls_travel_and_closures_stay() {
     let before = count.load(Ordering::SeqCst);
     let out = p.run((0..5).map(|i| move || i * 2)).unwrap();
     assert_eq!(out, [0, 2, 4, 6, 8]);
-    assert_eq!(count.load(Ordering::SeqCst), before, "closures run on threads");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        before,
+        "closures run on threads"
+    );
 }
 
 fn fragile(x: u32) -> u32 {
@@ -191,7 +208,8 @@ fn borrowed_results_and_nested_serde_types_are_handled() {
         .run(|| {
             let labels = parallel!(label(n) for n in 0..4u8)?;
             let kept = parallel!(label(n) for n in 0..4u8 if n % 2 == 0)?;
-            let pairs = parallel!((k, v * 2) for (k, v) in vec![("a".to_owned(), 1), ("b".to_owned(), 2)])?;
+            let pairs =
+                parallel!((k, v * 2) for (k, v) in vec![("a".to_owned(), 1), ("b".to_owned(), 2)])?;
             Ok::<_, Error>((labels, kept, pairs))
         })
         .unwrap()

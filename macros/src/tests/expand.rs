@@ -27,10 +27,12 @@ fn expected(text: &str) -> String {
 fn comprehension_without_header_probes_whether_tasks_can_travel() {
     assert_eq!(
         parallel("neg(x) for x in xs"),
-        expected(r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+        expected(
+            r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
    let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(neg(x)));
    #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
-   __parjob_job.run(P::Parallel::new(), __parjob_remote) }"#)
+   __parjob_job.run(P::Parallel::new(), __parjob_remote) }"#
+        )
     );
 }
 
@@ -57,11 +59,13 @@ fn comprehension_with_condition_and_header() {
 fn comprehension_header_keeps_explicit_n_jobs_and_runtime_backends() {
     assert_eq!(
         parallel(r#"backend, n_jobs = 2, colour = "blue", prefer = "processes"; x for x in xs"#),
-        expected(r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+        expected(
+            r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
    let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(x));
    #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
    __parjob_job.run(P::Parallel::new().backend(P::BackendSpec::from(backend)).n_jobs(2)
-                    .param("colour", "blue").prefer(P::Prefer::Processes), __parjob_remote) }"#)
+                    .param("colour", "blue").prefer(P::Prefer::Processes), __parjob_remote) }"#
+        )
     );
 }
 
@@ -87,9 +91,10 @@ fn a_process_backend_named_at_compile_time_requires_a_remote_body() {
                  let __parjob_body = P::remote_body(&__parjob_items, |x| ::core::option::Option::Some(f(x)));
                  P::require_transferable_items(&__parjob_items);
                  P::require_transferable_results(&__parjob_body);
-                 let __parjob_remote = P::require_remote(__parjob_body);
-                 P::comprehension_job(__parjob_items, __parjob_body)
-                     .run(P::Parallel::new(), ::core::option::Option::Some(__parjob_remote)) }"#
+                 #[allow(unused_imports)] use P::{ViaSerde as _, ViaShared as _};
+                 #[allow(clippy::needless_borrow)]
+                 let __parjob_remote = (&P::PointerProbe(__parjob_body)).remote_map();
+                 P::comprehension_job(__parjob_items, __parjob_body).run(P::Parallel::new(), __parjob_remote) }"#
         )
     );
 }
@@ -133,7 +138,13 @@ fn delayed_evaluates_arguments_first() {
                __parjob_call.finish(__parjob_remote) }"
         )
     );
-    assert!(delayed("answer()").contains("P::DelayedCall::new((),move|()|answer())".replace("P::", P).as_str()));
+    assert!(
+        delayed("answer()").contains(
+            "P::DelayedCall::new((),move|()|answer())"
+                .replace("P::", P)
+                .as_str()
+        )
+    );
 }
 
 #[test]

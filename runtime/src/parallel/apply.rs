@@ -5,7 +5,7 @@ use super::task::Task;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
-use crate::remote::{ErasedDecode, Failure, RemoteBatch, RemoteForm, RemoteMap};
+use crate::remote::{ErasedDecode, Outcome, RemoteBatch, RemoteForm, RemoteMap};
 
 pub(crate) type TaskError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,17 +82,17 @@ pub(crate) enum Encoded<I, R> {
 
 /// Decodes a worker's reply into the batch's results.
 pub(crate) enum RemoteDecoder<R> {
-    Typed(fn(&[u8]) -> Result<Result<Vec<R>, Failure>, String>),
+    Typed(fn(&[u8]) -> Outcome<R>),
     /// Kept by the tasks themselves; made for their output type `R`.
     Erased(ErasedDecode, PhantomData<fn() -> R>),
 }
 
 impl<R> RemoteDecoder<R> {
-    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Result<Vec<R>, Failure>, String> {
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Outcome<R> {
         match self {
             RemoteDecoder::Typed(decode) => decode(bytes),
             RemoteDecoder::Erased(decode, _) => {
-                let mut slot = MaybeUninit::<Result<Result<Vec<R>, Failure>, String>>::uninit();
+                let mut slot = MaybeUninit::<Outcome<R>>::uninit();
                 // SAFETY: `Erased` is only built from a task's `__remote_form`, whose decoder
                 // was made for that task's `Output`, which is `R`; it initialises the slot.
                 unsafe {
@@ -154,7 +154,12 @@ impl<T: Task> Remote<T> for RunTask {
             Some(Some(form)) if tasks.iter().all(|t| t.__remote_form().is_some()) => form,
             _ => return Encoded::Local(tasks),
         };
-        encode_tasks(form, RemoteDecoder::Erased(decode, PhantomData), tasks, Task::__encode_input)
+        encode_tasks(
+            form,
+            RemoteDecoder::Erased(decode, PhantomData),
+            tasks,
+            Task::__encode_input,
+        )
     }
 }
 

@@ -246,7 +246,9 @@ where
                     report.send(Message::Failed {
                         error: Error::Transport {
                             index: Some(first),
-                            message: format!("cannot encode a task for a worker process: {message}"),
+                            message: format!(
+                                "cannot encode a task for a worker process: {message}"
+                            ),
                         },
                     });
                     return;
@@ -419,7 +421,11 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
     }
 
     fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>) {
-        let running = self.clock.as_ref().and_then(|c| c.running()).map(|(i, _)| i);
+        let running = self
+            .clock
+            .as_ref()
+            .and_then(|c| c.running())
+            .map(|(i, _)| i);
         if let Some(c) = &self.clock {
             c.stop();
         }
@@ -464,7 +470,10 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
 /// Fills in the task index of a worker error that does not know it.
 fn with_index(error: Error, index: usize) -> Error {
     match error {
-        Error::WorkerDied { index: None, detail } => Error::WorkerDied {
+        Error::WorkerDied {
+            index: None,
+            detail,
+        } => Error::WorkerDied {
             index: Some(index),
             detail,
         },

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 pub use batch::{BatchSize, PreDispatch};
 pub use progress::Progress;
-pub use task::{Delayed, Task};
 #[doc(hidden)]
 pub use task::{Applied, Callable, Thunk};
+pub use task::{Delayed, Task};
 
 use apply::{MapFn, Remote, RemoteMapFn, RunTask, TaskError, TryMapFn, TryRunTask};
 use dispatch::Dispatcher;

@@ -40,7 +40,7 @@ pub(crate) enum FailureKind {
 const DONE: u8 = 0;
 const FAILED: u8 = 1;
 
-fn failed(index: usize, kind: FailureKind, message: String) -> Vec<u8> {
+pub(crate) fn failed(index: usize, kind: FailureKind, message: String) -> Vec<u8> {
     let failure = Failure {
         index,
         kind,
@@ -110,7 +110,11 @@ where
     R: Serialize,
 {
     if callee == 0 {
-        return failed(0, FailureKind::Decode, "no function was sent with the batch".into());
+        return failed(
+            0,
+            FailureKind::Decode,
+            "no function was sent with the batch".into(),
+        );
     }
     // SAFETY: the batch names this entry only together with the id of a `fn(I) -> R` of the
     // same binary (`RemoteMap::pointer`), and the worker handshake checked the binary.
@@ -135,7 +139,9 @@ pub(crate) fn decode_outcome<R: DeserializeOwned>(bytes: &[u8]) -> Result<BatchO
 /// The message of a failure report, if `bytes` is one (used to fingerprint the binary too).
 pub(crate) fn decode_failure(bytes: &[u8]) -> Option<String> {
     match bytes.split_first() {
-        Some((&FAILED, rest)) => postcard::from_bytes::<Failure>(rest).ok().map(|f| f.message),
+        Some((&FAILED, rest)) => postcard::from_bytes::<Failure>(rest)
+            .ok()
+            .map(|f| f.message),
         _ => None,
     }
 }

@@ -16,8 +16,8 @@ mod probe;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use entry::{EntryFn, Failure, FailureKind};
-pub(crate) use probe::ErasedDecode;
+pub(crate) use entry::{EntryFn, FailureKind};
+pub(crate) use probe::{ErasedDecode, Outcome};
 pub use probe::{
     Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, Shape, Transferable, ViaRefItem,
     ViaRefResult, ViaSerde, ViaShared,
@@ -50,9 +50,9 @@ impl EntryId {
         (base as i64).wrapping_add(self.0) as usize
     }
 
-    /// The id of this binary's anchor itself, compared in the worker handshake: equal
-    /// anchors and equal binaries give equal ids for every function.
-    pub(crate) fn fingerprint() -> i64 {
+    /// A number that differs between builds with high likelihood: the distance between two
+    /// functions of parjob. Batches carry it, and workers compare it in their handshake.
+    pub fn fingerprint() -> i64 {
         // The distance between two functions of parjob: the same binary gives the same value.
         let a = entry::decode_failure as fn(&[u8]) -> Option<String> as usize as i64;
         a.wrapping_sub(anchor as fn() -> u64 as usize as i64)
@@ -77,6 +77,8 @@ pub struct RemoteBatch {
     pub callee: Callee,
     /// postcard encoding of the batch's inputs (a `Vec` of them).
     pub payload: Vec<u8>,
+    /// [`EntryId::fingerprint`] of the binary that made the batch.
+    pub binary: i64,
 }
 
 impl RemoteBatch {
@@ -89,6 +91,14 @@ impl RemoteBatch {
     /// running the same executable (checked by the worker handshake). Otherwise `entry` and
     /// `callee` name arbitrary addresses.
     pub unsafe fn execute(&self) -> Vec<u8> {
+        if self.binary != EntryId::fingerprint() {
+            // A different build: its ids mean nothing here.
+            return entry::failed(
+                0,
+                FailureKind::Decode,
+                "the batch was made by a different binary".into(),
+            );
+        }
         // SAFETY: the caller guarantees the ids were made from functions of this binary with
         // the `EntryFn` signature (entries) and from `fn` pointers of the entry's callee type.
         let entry: EntryFn = unsafe { std::mem::transmute::<usize, EntryFn>(self.entry.addr()) };
