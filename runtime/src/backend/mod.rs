@@ -322,7 +322,10 @@ pub trait Backend: Send + Sync + 'static {
         let _ = request;
         job.finish(Err(Error::Transport {
             index: None,
-            message: format!("backend `{}` cannot run tasks in other processes", self.name()),
+            message: format!(
+                "backend `{}` cannot run tasks in other processes",
+                self.name()
+            ),
         }));
     }
 
