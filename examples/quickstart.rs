@@ -1,11 +1,18 @@
-//! The seed example: choose a backend with a scope, then run tasks in parallel.
+//! The seed example: choose a backend with a scope or an attribute, then run tasks in
+//! parallel.
 //!
 //! Run it with `cargo run -p parjob-examples --example quickstart`.
 
-use parjob::{Parallel, get_active_backend, parallel_backend};
+use parjob::{Parallel, delayed, get_active_backend, parallel, parallel_backend};
 
 fn neg(x: i64) -> i64 {
     -x
+}
+
+// Every parallel call in this function runs on 4 threads, chosen at compile time.
+#[parallel_backend("threading", n_jobs = 4)]
+fn negate_all(xs: &[i64]) -> Result<Vec<i64>, parjob::Error> {
+    parallel!(neg(x) for x in xs.iter().copied())
 }
 
 fn main() -> Result<(), parjob::Error> {
@@ -19,9 +26,15 @@ fn main() -> Result<(), parjob::Error> {
         parjob::effective_n_jobs(active.n_jobs().unwrap_or(1))?
     );
 
-    let negated = Parallel::new().run((0..5).map(|i| move || neg(i + 1)))?;
-    println!("Parallel::new().run(neg(i + 1) for i in 0..5) = {negated:?}");
+    let negated = Parallel::new().run((0..5).map(|i| delayed!(neg(i + 1))))?;
+    println!("Parallel::new().run(delayed!(neg(i + 1)) for i in 0..5) = {negated:?}");
     assert_eq!(negated, [-1, -2, -3, -4, -5]);
+
+    let comprehension = parallel!(neg(i + 1) for i in 0..5)?;
+    println!("parallel!(neg(i + 1) for i in 0..5) = {comprehension:?}");
+    assert_eq!(comprehension, negated);
+
+    println!("negate_all(&[1, 2, 3]) = {:?}", negate_all(&[1, 2, 3])?);
 
     // A call may borrow from the caller.
     let data: Vec<f64> = (1..=8).map(f64::from).collect();

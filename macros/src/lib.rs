@@ -32,24 +32,32 @@ use proc_macro::TokenStream;
 /// the function returns, by any path (`return`, `?`, a panic). Every `parallel!` call in the
 /// body without a header of its own is bound to the attribute's backend (see *Binding*).
 ///
-/// ```text
+/// ```
 /// use parjob::{parallel, parallel_backend};
 ///
 /// fn neg(x: i64) -> i64 { -x }
 ///
 /// #[parallel_backend("threading", n_jobs = 4)]
 /// fn negate_all(xs: &[i64]) -> Result<Vec<i64>, parjob::Error> {
+///     assert_eq!(parjob::get_active_backend().n_jobs(), Some(4));
 ///     parallel!(neg(x) for x in xs.iter().copied())
 /// }
+///
+/// assert_eq!(negate_all(&[1, 2, 3])?, [-1, -2, -3]);
+/// assert_eq!(parjob::get_active_backend().n_jobs(), Some(-1)); // the scope ended
+/// # Ok::<(), parjob::Error>(())
 /// ```
 ///
 /// Equivalent code without the macro (the macro's guard cannot fail: see *Errors*):
 ///
-/// ```text
+/// ```
+/// # fn neg(x: i64) -> i64 { -x }
 /// fn negate_all(xs: &[i64]) -> Result<Vec<i64>, parjob::Error> {
 ///     let _scope = parjob::parallel_backend("threading").n_jobs(4).enter()?;
 ///     parjob::Parallel::new().map(xs.iter().copied(), neg)
 /// }
+/// # assert_eq!(negate_all(&[1, 2, 3])?, [-1, -2, -3]);
+/// # Ok::<(), parjob::Error>(())
 /// ```
 ///
 /// # Arguments
@@ -127,6 +135,15 @@ use proc_macro::TokenStream;
 /// the former are not part of the body, the latter are task code and follow the runtime's
 /// nesting rules.
 ///
+/// # Process backends
+///
+/// When the attribute names `"loky"` or `"mpi"`, the bound comprehensions must be able to run
+/// in another process: their body may capture nothing but the pattern's bindings, and items
+/// and results must implement serde's `Serialize` and `Deserialize`. Each violation is a
+/// compile error at the value concerned (rustc names a captured variable; a type without serde
+/// gets "`T` cannot be sent to a worker process"). `"multiprocessing"` forks, so only results
+/// must implement serde.
+///
 /// # Errors
 ///
 /// A scope that cannot be entered at run time (an unregistered run-time backend name, a
@@ -158,20 +175,30 @@ pub fn parallel_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 /// item of `ITER` that matches `PAT` and passes `COND`, in parallel, and returns the results
 /// in input order as `Result<Vec<T>, parjob::Error>`.
 ///
-/// ```text
+/// ```
 /// use parjob::parallel;
 ///
-/// let squares = parallel!(x * x for x in 0..10)?;
+/// let pairs = vec![(1, 2), (3, 4)];
+/// let squares = parallel!(x * x for x in 0..5)?;
 /// let evens = parallel!(n_jobs = 2; x for x in 0..10 if x % 2 == 0)?;
 /// let sums = parallel!("threading"; a + b for (a, b) in pairs.iter().copied())?;
+/// assert_eq!(squares, [0, 1, 4, 9, 16]);
+/// assert_eq!(evens, [0, 2, 4, 6, 8]);
+/// assert_eq!(sums, [3, 7]);
+/// # Ok::<(), parjob::Error>(())
 /// ```
 ///
-/// Equivalent code without the macro:
+/// Equivalent code without the macro (for the second call):
 ///
-/// ```text
-/// parjob::Parallel::new().n_jobs(2)
-///     .map(0..10, |x| if x % 2 == 0 { Some(x) } else { None })
-///     .map(|found| found.into_iter().flatten().collect::<Vec<_>>())?
+/// ```
+/// let evens: Vec<i32> = parjob::Parallel::new()
+///     .n_jobs(2)
+///     .map(0..10, |x| if x % 2 == 0 { Some(x) } else { None })?
+///     .into_iter()
+///     .flatten()
+///     .collect();
+/// assert_eq!(evens, [0, 2, 4, 6, 8]);
+/// # Ok::<(), parjob::Error>(())
 /// ```
 ///
 /// - `EXPR` runs in a task. It may borrow from the caller (the call waits for every task),
@@ -187,17 +214,36 @@ pub fn parallel_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Without a header the call inherits everything from the active scope. Inside a function
 /// annotated with `#[parallel_backend]`, a header-less call is bound to that backend.
 ///
+/// ## Tasks in other processes
+///
+/// A process backend (`"loky"`, `"mpi"`) runs a task in another process of the same
+/// program, so the task must be able to get there: its body captures nothing but the
+/// pattern's bindings, and items and results implement serde's traits. Named at compile
+/// time (in the header, or the attribute of the enclosing function), that is checked at
+/// compile time, with an error at the captured variable or the value whose type lacks serde.
+/// Chosen at run time (a scope), the macro checks it on the concrete types where it is
+/// written: tasks that can travel do, the others run on threads (with a `tracing` warning).
+///
 /// # Block: `parallel!(HEADER; STMTS)`
 ///
 /// Runs the statements with the header's scope active and has the value of the last
 /// expression, like `with parallel_backend(...):` around them. It is a block, not a
 /// closure: `return`, `?`, `break` and `continue` act on the enclosing function or loop.
 ///
-/// ```text
-/// let total = parallel!("threading", n_jobs = 2;
-///     let parts = parallel!(heavy(x) for x in inputs)?;
-///     parts.into_iter().sum::<u64>()
-/// );
+/// ```
+/// use parjob::parallel;
+///
+/// fn heavy(x: u64) -> u64 { x * x }
+///
+/// fn total(inputs: Vec<u64>) -> Result<u64, parjob::Error> {
+///     let total = parallel!("threading", n_jobs = 2;
+///         let parts = parallel!(heavy(x) for x in inputs)?; // `?` leaves `total`
+///         parts.into_iter().sum::<u64>()
+///     );
+///     Ok(total)
+/// }
+/// assert_eq!(total(vec![1, 2, 3])?, 14);
+/// # Ok::<(), parjob::Error>(())
 /// ```
 ///
 /// The rest after the header is a comprehension when it is an expression followed by
@@ -254,13 +300,21 @@ pub fn parallel_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// parallel!("threading", batch_size = 4; f(x) for x in xs if x > 0)
-/// // becomes
+/// // becomes (a shared-memory backend named here: no remote form)
 /// ::parjob::__private::comprehension(
 ///     ::parjob::__private::Parallel::new()
 ///         .backend(::parjob::__private::builtin("threading")).n_jobs(-1).batch_size(4usize),
 ///     xs,
 ///     |x| if x > 0 { Some(f(x)) } else { None },
 /// )
+///
+/// parallel!(f(x) for x in xs)
+/// // becomes (backend chosen at run time: a probe on the concrete types)
+/// {
+///     let <job> = ::parjob::__private::comprehension_job(xs, |x| Some(f(x)));
+///     let <remote> = (&&&&<job>.probe()).remote_map(); // Some(..) if the task can travel
+///     <job>.run(::parjob::__private::Parallel::new(), <remote>)
+/// }
 ///
 /// parallel!(n_jobs = 2; STMTS)
 /// // becomes
@@ -277,14 +331,22 @@ pub fn parallel(input: TokenStream) -> TokenStream {
 /// joblib's `delayed(f)(args)`. The value implements `parjob::Task` and is what
 /// `Parallel::run` takes.
 ///
-/// ```text
+/// ```
 /// use parjob::{delayed, Parallel};
 ///
 /// fn neg(x: i64) -> i64 { -x }
 ///
 /// let out = Parallel::new().run((0..5).map(|i| delayed!(neg(i + 1))))?;
 /// assert_eq!(out, [-1, -2, -3, -4, -5]);
+/// # Ok::<(), parjob::Error>(())
 /// ```
+///
+/// Equivalent code without the macro: `parjob::Delayed::remote(neg, i + 1)` (a task that can
+/// also run in a worker process), or `parjob::Delayed::new(move || neg(i + 1))` (threads only).
+///
+/// When `PATH` is a plain function and the arguments and the result implement serde's
+/// traits, the task can run in a worker process of a process backend; otherwise it runs on
+/// threads. This is decided on the concrete types where `delayed!` is written.
 ///
 /// # Argument: `PATH(ARGS)`
 ///
@@ -307,7 +369,9 @@ pub fn parallel(input: TokenStream) -> TokenStream {
 /// {
 ///     let <arg0> = a + 1;
 ///     let <arg1> = b;
-///     ::parjob::__private::Delayed::new(move || add(<arg0>, <arg1>))
+///     let <call> = ::parjob::__private::DelayedCall::new((<arg0>, <arg1>,), move |(<arg0>, <arg1>,)| add(<arg0>, <arg1>));
+///     let <remote> = (&&&&<call>.probe()).remote_map(); // Some(..) if the call can travel
+///     <call>.finish(<remote>)
 /// }
 /// ```
 #[proc_macro]

@@ -70,6 +70,11 @@ pub use scope::{
 };
 
 /// What the macros' generated code names. Not part of the API: it changes without notice.
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::Error;

@@ -1,4 +1,8 @@
 //! Per-task timeouts, counted from the task's own start.
+//!
+//! Each test uses its own `n_jobs`, so its own thread pool: tests run concurrently, and a
+//! task stuck in one call holds a thread of its pool until it ends, which would delay the
+//! tasks of another call queued on that pool.
 
 use parjob::{Error, Parallel};
 use std::time::{Duration, Instant};
@@ -7,7 +11,7 @@ use std::time::{Duration, Instant};
 fn a_late_task_fails_the_call_promptly() {
     let t0 = Instant::now();
     let r = Parallel::new()
-        .n_jobs(2)
+        .n_jobs(3)
         .timeout(Duration::from_millis(100))
         .run((0..4).map(|i| {
             move || {
@@ -30,19 +34,19 @@ fn a_late_task_fails_the_call_promptly() {
 
 #[test]
 fn the_clock_starts_with_each_task_not_with_the_call() {
-    // Six tasks of 150 ms on two workers take 450 ms in all, but none takes 300 ms.
+    // Eighteen tasks of 150 ms on five workers take 600 ms in all, but none takes 300 ms.
     let out = Parallel::new()
-        .n_jobs(2)
+        .n_jobs(5)
         .batch_size(1)
         .timeout(Duration::from_millis(300))
-        .run((0..6).map(|i| {
+        .run((0..18).map(|i| {
             move || {
                 std::thread::sleep(Duration::from_millis(150));
                 i
             }
         }))
         .unwrap();
-    assert_eq!(out, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(out, (0..18).collect::<Vec<_>>());
 }
 
 #[test]
@@ -64,7 +68,7 @@ fn a_stuck_task_does_not_block_later_calls() {
 #[test]
 fn timeouts_apply_to_streams_too() {
     let mut s = Parallel::new()
-        .n_jobs(2)
+        .n_jobs(4)
         .timeout(Duration::from_millis(50))
         .map_iter(0..3u64, |i| {
             std::thread::sleep(Duration::from_millis(if i == 1 { 2000 } else { 0 }))

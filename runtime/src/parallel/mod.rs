@@ -146,7 +146,8 @@ impl Parallel {
     /// runs longer fails the call with [`Error::Timeout`].
     ///
     /// On the threading backend the late task's thread cannot be stopped: it finishes in the
-    /// background, and later calls use fresh threads. A call that runs on the calling
+    /// background, and later calls use fresh threads. (Tasks of other calls already queued on
+    /// the same pool at that moment still wait for its threads, as with any shared pool.) A call that runs on the calling
     /// thread (effective `n_jobs` of 1) cannot interrupt its task and does not enforce the
     /// limit (a warning is logged once).
     ///
