@@ -12,6 +12,21 @@ pub(crate) type TaskError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) trait Apply<I> {
     type Out: Send;
     fn apply(&self, item: I) -> Result<Self::Out, TaskError>;
+
+    /// Runs the next `n` items, appending their results to `out`, and stops at the first
+    /// failure: the failing item is then the `out.len()`-th of the batch.
+    #[inline]
+    fn apply_chunk(
+        &self,
+        items: &mut std::vec::IntoIter<I>,
+        n: usize,
+        out: &mut Vec<Self::Out>,
+    ) -> Result<(), TaskError> {
+        for item in items.by_ref().take(n) {
+            out.push(self.apply(item)?);
+        }
+        Ok(())
+    }
 }
 
 /// `map`: a function of the item.
@@ -22,6 +37,17 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for MapFn<F> {
     #[inline]
     fn apply(&self, item: I) -> Result<R, TaskError> {
         Ok((self.0)(item))
+    }
+
+    #[inline]
+    fn apply_chunk(
+        &self,
+        items: &mut std::vec::IntoIter<I>,
+        n: usize,
+        out: &mut Vec<R>,
+    ) -> Result<(), TaskError> {
+        out.extend(items.by_ref().take(n).map(&self.0));
+        Ok(())
     }
 }
 
@@ -130,6 +156,17 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
     #[inline]
     fn apply(&self, item: I) -> Result<R, TaskError> {
         Ok((self.f)(item))
+    }
+
+    #[inline]
+    fn apply_chunk(
+        &self,
+        items: &mut std::vec::IntoIter<I>,
+        n: usize,
+        out: &mut Vec<R>,
+    ) -> Result<(), TaskError> {
+        out.extend(items.by_ref().take(n).map(&self.f));
+        Ok(())
     }
 }
 

@@ -58,13 +58,34 @@ struct InFlight {
     first: usize,
     len: usize,
     clock: Option<Arc<Clock>>,
+    /// The batch writes its results into the output buffer.
+    in_place: bool,
 }
 
-/// A completed batch: the results of tasks `first..first + results.len()`.
+/// A completed batch: the results of tasks `first..first + len`, in `results`, or already
+/// written to the call's output buffer (`results` is then empty).
 pub(crate) struct Batch<R> {
     pub(crate) seq: u64,
+    pub(crate) first: usize,
+    pub(crate) len: usize,
     pub(crate) results: Vec<R>,
 }
+
+/// Where a batch run on threads writes its results: its range of the call's output buffer.
+pub(crate) struct Dest<R>(*mut R);
+
+impl<R> Clone for Dest<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Dest<R> {}
+
+// SAFETY: a `Dest` moves results of type `R` to the thread that owns the buffer, which is
+// sound when `R: Send`; each batch writes only its own range, and the owner reads a range
+// only after the batch's completion message.
+unsafe impl<R: Send> Send for Dest<R> {}
 
 /// A pointer to the caller's `A` for calls whose tasks may borrow from the caller. Valid
 /// because such a call's [`Dispatcher`] waits in `drop` until every job is gone.
@@ -110,6 +131,8 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     aborted_backend: bool,
     /// Whether a batch of this call already fell back to threads (warned once per call).
     fell_back: bool,
+    /// The output buffer batches on threads write into, for tasks `0..exact_len`.
+    dest: Option<Dest<A::Out>>,
     _borrows: PhantomData<&'a A>,
 }
 
@@ -180,8 +203,33 @@ where
             waits,
             aborted_backend: false,
             fell_back: false,
+            dest: None,
             _borrows: PhantomData,
         })
+    }
+
+    /// Makes batches run on threads write their results into `buf` at their tasks' indices,
+    /// for tasks below [`exact_len`](Dispatcher::exact_len); later tasks (an input longer
+    /// than it said) come back in their batches as usual.
+    ///
+    /// # Safety
+    ///
+    /// The dispatcher must wait for its jobs in `drop` (made by `scoped`), `buf` must have
+    /// room for `exact_len` values and outlive the dispatcher, and nothing may touch its
+    /// first `exact_len` slots but through the completed batches.
+    pub(crate) unsafe fn write_into(&mut self, buf: *mut A::Out) {
+        debug_assert!(self.waits);
+        self.dest = Some(Dest(buf));
+    }
+
+    /// Whether batches write into an output buffer (see `write_into`).
+    pub(crate) fn writes_in_place(&self) -> bool {
+        self.dest.is_some()
+    }
+
+    /// The number of tasks, when the input knows it in advance.
+    pub(crate) fn exact_len(&self) -> Option<usize> {
+        self.exact_len
     }
 
     /// Dispatches batches while fewer than `pre_dispatch` are outstanding; `held` counts
@@ -189,8 +237,14 @@ where
     pub(crate) fn fill(&mut self, held: usize) {
         while !self.input_done && self.in_flight.len() + held < self.pre_dispatch {
             let remaining = self.exact_len.map(|n| n.saturating_sub(self.pulled));
-            let size = self.sizer.next_size(remaining, self.plan.workers);
-            let mut items = Vec::with_capacity(size.min(1 << 16));
+            let mut size = self.sizer.next_size(remaining, self.plan.workers);
+            if let (Some(_), Some(r)) = (self.dest, remaining) {
+                // Batches written in place never cross the end of the buffer.
+                if r > 0 {
+                    size = size.min(r);
+                }
+            }
+            let mut items = Vec::with_capacity(remaining.unwrap_or(1 << 16).min(size));
             items.extend(self.input.by_ref().take(size));
             if items.len() < size {
                 self.input_done = true;
@@ -218,6 +272,7 @@ where
                 first,
                 len,
                 clock: clock.clone(),
+                in_place: false,
             },
         );
         let report = Report {
@@ -275,9 +330,20 @@ where
         clock: Option<Arc<Clock>>,
         report: Report<A::Out>,
     ) {
+        let in_place = match (self.dest, self.exact_len) {
+            (Some(dest), Some(n)) if first + items.len() <= n => {
+                // SAFETY: `first + items.len() <= n`, and the buffer has room for `n` values.
+                Some(Dest(unsafe { dest.0.add(first) }))
+            }
+            _ => None,
+        };
+        if let (Some(_), Some(b)) = (in_place, self.in_flight.get_mut(&report.seq)) {
+            b.in_place = true;
+        }
         let work = BatchWork {
             items,
             first,
+            dest: in_place,
             apply: self.apply.clone(),
             abort: Arc::clone(&self.abort),
             clock,
@@ -324,12 +390,17 @@ where
                 elapsed,
             } => {
                 let done = self.in_flight.remove(&seq);
-                let len = done.map_or(results.len(), |d| d.len);
+                let (first, len) = done.map_or((0, results.len()), |d| (d.first, d.len));
                 self.sizer.completed(len, elapsed);
                 if let Some(r) = &mut self.reporter {
                     r.advance(len);
                 }
-                Ok(Some(Batch { seq, results }))
+                Ok(Some(Batch {
+                    seq,
+                    first,
+                    len,
+                    results,
+                }))
             }
             Message::Failed { error } => Err(self.fail(error)),
             Message::Dropped { seq } => {
@@ -501,10 +572,30 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
         // when the last job is gone.
         self.tx = None;
         if self.waits {
-            while self.rx.recv().is_ok() {}
+            while let Ok(msg) = self.rx.recv() {
+                // A batch that completed after the call gave up wrote values nobody will
+                // take: drop them here.
+                if let (Message::Done { seq, .. }, Some(dest)) = (&msg, self.dest)
+                    && let Some(b) = self.in_flight.get(seq).filter(|b| b.in_place)
+                {
+                    let range = std::ptr::slice_from_raw_parts_mut(
+                        // SAFETY: the batch's range lies within the buffer.
+                        unsafe { dest.0.add(b.first) },
+                        b.len,
+                    );
+                    // SAFETY: the batch completed, so its whole range is initialised, and
+                    // no one else will read or drop it.
+                    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                        std::ptr::drop_in_place(range)
+                    }));
+                }
+            }
         }
     }
 }
+
+/// Tasks run between two looks at the abort flag, without per-task clocks.
+const CHUNK: usize = 256;
 
 /// Reports a batch's outcome; if the batch is dropped unreported, says so.
 struct Report<R> {
@@ -532,6 +623,7 @@ impl<R> Drop for Report<R> {
 struct BatchWork<I, A: Apply<I>, H> {
     items: Vec<I>,
     first: usize,
+    dest: Option<Dest<A::Out>>,
     apply: H,
     abort: Arc<AtomicBool>,
     clock: Option<Arc<Clock>>,
@@ -546,6 +638,7 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
         let BatchWork {
             items,
             first,
+            dest,
             apply,
             abort,
             clock,
@@ -554,27 +647,89 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
             _apply,
         } = self;
         let started = Instant::now();
-        let mut results = Vec::with_capacity(items.len());
-        let mut index = first;
+        let len = items.len();
+        let mut results = Vec::with_capacity(if dest.is_some() { CHUNK.min(len) } else { len });
+        // Results already moved into `dest`.
+        let mut written = 0;
         let outcome = {
             let _scope = scope::Installed::new(nested);
             catch_unwind(AssertUnwindSafe(|| {
-                for item in items {
-                    if abort.load(Ordering::Relaxed) {
-                        return Ok(false);
+                let mut items = items.into_iter();
+                match &clock {
+                    // Without per-task clocks, tasks run in chunks: the abort flag is read
+                    // once per chunk, and a plain map's chunk is one tight loop.
+                    None => loop {
+                        if abort.load(Ordering::Relaxed) {
+                            return Ok(false);
+                        }
+                        let n = items.len().min(CHUNK);
+                        if n == 0 {
+                            return Ok(true);
+                        }
+                        let failed = apply.apply_chunk(&mut items, n, &mut results);
+                        if let Some(d) = dest {
+                            // SAFETY: `written + results.len()` stays within the batch's range
+                            // of the buffer; the moved values are forgotten by `set_len(0)`.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(
+                                    results.as_ptr(),
+                                    d.0.add(written),
+                                    results.len(),
+                                );
+                                written += results.len();
+                                results.set_len(0);
+                            }
+                        }
+                        if let Err(source) = failed {
+                            let index = first + written + results.len();
+                            return Err(Error::TaskFailed { index, source });
+                        }
+                    },
+                    Some(clock) => {
+                        for item in items {
+                            if abort.load(Ordering::Relaxed) {
+                                return Ok(false);
+                            }
+                            clock.start(first + results.len());
+                            match apply.apply(item) {
+                                Ok(r) => results.push(r),
+                                Err(source) => {
+                                    let index = first + results.len();
+                                    return Err(Error::TaskFailed { index, source });
+                                }
+                            }
+                        }
+                        Ok(true)
                     }
-                    if let Some(c) = &clock {
-                        c.start(index);
-                    }
-                    match apply.apply(item) {
-                        Ok(r) => results.push(r),
-                        Err(source) => return Err(Error::TaskFailed { index, source }),
-                    }
-                    index += 1;
                 }
-                Ok(true)
             }))
         };
+        // Every task before the one that panicked pushed its result.
+        let index = first + written + results.len();
+        if let Some(d) = dest {
+            match outcome {
+                Ok(Ok(true)) => {
+                    // The per-task path keeps its results until the end.
+                    // SAFETY: as above, within the batch's range.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            results.as_ptr(),
+                            d.0.add(written),
+                            results.len(),
+                        );
+                        results.set_len(0);
+                    }
+                }
+                _ => {
+                    // The call fails: nobody will read this range, so its values are dropped
+                    // here, where they were made.
+                    // SAFETY: the first `written` slots of the range were initialised above.
+                    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                        std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(d.0, written));
+                    }));
+                }
+            }
+        }
         if let Some(c) = &clock {
             c.stop();
         }

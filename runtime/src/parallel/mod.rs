@@ -538,7 +538,22 @@ impl Parallel {
         if plan.workers == 1 {
             return stream::collect_inline(input, apply, &mut plan);
         }
-        collect_ordered(Dispatcher::scoped(input, apply, plan)?)
+        // With a known length, workers write results straight into the output. The buffer
+        // is made before the dispatcher, so that it is dropped after it: the dispatcher's
+        // drop waits for every job that may still write.
+        let (lo, hi) = input.size_hint();
+        let mut out: Vec<A::Out> = Vec::new();
+        let in_place = Some(lo) == hi && out.try_reserve_exact(lo).is_ok();
+        let mut d = Dispatcher::scoped(input, apply, plan)?;
+        if in_place {
+            // SAFETY: `d` was made by `scoped`, so it waits for its jobs when dropped; `out`
+            // has room for the `lo` tasks the input announced and outlives `d`, which is
+            // moved into `collect_ordered` and dropped there; `collect_ordered` is the only
+            // other user of the buffer.
+            unsafe { d.write_into(out.as_mut_ptr()) };
+        }
+        collect_ordered(d, &mut out)?;
+        Ok(out)
     }
 
     fn collect_owned<It, A>(&self, input: It, apply: A) -> Result<Vec<A::Out>, Error>
@@ -552,11 +567,16 @@ impl Parallel {
         if plan.workers == 1 {
             return stream::collect_inline(input, &apply, &mut plan);
         }
-        collect_ordered(Dispatcher::owned(input, Arc::new(apply), plan)?)
+        let mut out = Vec::new();
+        collect_ordered(Dispatcher::owned(input, Arc::new(apply), plan)?, &mut out)?;
+        Ok(out)
     }
 }
 
-fn collect_ordered<'a, It, A, H>(mut d: Dispatcher<'a, It, A, H>) -> Result<Vec<A::Out>, Error>
+fn collect_ordered<'a, It, A, H>(
+    mut d: Dispatcher<'a, It, A, H>,
+    out: &mut Vec<A::Out>,
+) -> Result<(), Error>
 where
     It: Iterator,
     It::Item: Send + 'a,
@@ -564,14 +584,43 @@ where
     A::Out: 'a,
     H: std::ops::Deref<Target = A> + Clone + Send + 'a,
 {
-    let mut out = Vec::new();
+    // Batches that come back with their results, by sequence number until their turn.
     let mut pending: BTreeMap<u64, Vec<A::Out>> = BTreeMap::new();
     let mut next = 0u64;
+    let in_place = d.writes_in_place();
+    let capacity = d.exact_len().unwrap_or(0);
+    let mut filled = InPlace {
+        buf: out.as_mut_ptr(),
+        ranges: Vec::new(),
+    };
     loop {
         d.fill(0);
         let Some(batch) = d.next_batch()? else {
             break;
         };
+        if in_place && batch.first + batch.len <= capacity {
+            if !batch.results.is_empty() {
+                // Results that came back in a message (from a worker process).
+                let mut results = batch.results;
+                // SAFETY: the batch's range lies within the buffer's capacity and no job
+                // writes to it: this batch is complete.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        results.as_ptr(),
+                        filled.buf.add(batch.first),
+                        results.len(),
+                    );
+                    results.set_len(0);
+                }
+            }
+            filled.ranges.push((batch.first, batch.len));
+            continue;
+        }
+        if in_place {
+            // An input longer than it said: these results follow the buffer's.
+            pending.insert(batch.seq, batch.results);
+            continue;
+        }
         if batch.seq != next {
             pending.insert(batch.seq, batch.results);
             continue;
@@ -584,7 +633,39 @@ where
         }
     }
     d.finish();
-    Ok(out)
+    if in_place {
+        // Every batch is complete, so the ranges cover `0..written` without a gap.
+        let written: usize = filled.ranges.iter().map(|r| r.1).sum();
+        filled.ranges.clear();
+        // SAFETY: the first `written` slots were initialised by the completed batches.
+        unsafe { out.set_len(written) };
+        for (_, results) in pending {
+            out.extend(results);
+        }
+    }
+    Ok(())
+}
+
+/// The ranges of the output buffer that completed batches filled; dropped (with their
+/// values) if the call fails before the buffer takes them over.
+struct InPlace<R> {
+    buf: *mut R,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl<R> Drop for InPlace<R> {
+    fn drop(&mut self) {
+        for &(first, len) in &self.ranges {
+            // SAFETY: each range was initialised by a completed batch, and nothing else
+            // refers to it.
+            unsafe {
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                    self.buf.add(first),
+                    len,
+                ));
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Parallel {
