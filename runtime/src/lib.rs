@@ -50,6 +50,7 @@ pub mod backend;
 mod cpu;
 mod error;
 mod parallel;
+mod process;
 mod registry;
 pub mod remote;
 mod scope;

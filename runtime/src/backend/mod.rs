@@ -5,12 +5,16 @@
 //! stops on the first failure and reports progress. A backend only has to run the
 //! [`Job`]s it is handed on `workers` workers.
 
+#[cfg(unix)]
+mod loky;
 mod sequential;
 mod threading;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+#[cfg(unix)]
+pub use loky::Loky;
 pub use sequential::Sequential;
 pub use threading::Threading;
 
@@ -84,14 +88,57 @@ impl fmt::Debug for Job {
 /// it as lost.
 pub struct RemoteJob {
     batch: crate::remote::RemoteBatch,
+    reply: RemoteReply,
+    inner_threads: Option<usize>,
+}
+
+/// The receiving end of a [`RemoteJob`]: where the worker's events about the batch go.
+pub struct RemoteReply {
     wants_starts: bool,
     sink: Box<dyn RemoteSink>,
 }
 
 /// Where a remote batch's events go: implemented by the dispatcher.
 pub(crate) trait RemoteSink: Send {
-    fn started(&self, task: usize);
+    fn started(&self, task: usize, at: std::time::Instant);
     fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>);
+    fn abandoned(&self) -> bool;
+}
+
+impl RemoteReply {
+    /// Whether the call measures each task's own duration (it has a timeout).
+    pub fn wants_task_starts(&self) -> bool {
+        self.wants_starts
+    }
+
+    /// The worker started task `task` (counted within the batch).
+    pub fn task_started(&self, task: usize) {
+        self.sink.started(task, std::time::Instant::now());
+    }
+
+    /// The worker started task `task` at `at`.
+    pub(crate) fn task_started_at(&self, task: usize, at: std::time::Instant) {
+        self.sink.started(task, at);
+    }
+
+    /// The worker's reply (the bytes `execute` returned), or why there is none.
+    pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
+        self.sink.finish(outcome);
+    }
+
+    /// Whether the call gave up on the batch (another task failed, a timeout, a dropped
+    /// stream): a backend may then kill the worker running it.
+    pub fn is_abandoned(&self) -> bool {
+        self.sink.abandoned()
+    }
+}
+
+impl fmt::Debug for RemoteReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteReply")
+            .field("wants_task_starts", &self.wants_starts)
+            .finish()
+    }
 }
 
 impl RemoteJob {
@@ -99,12 +146,24 @@ impl RemoteJob {
         batch: crate::remote::RemoteBatch,
         wants_starts: bool,
         sink: Box<dyn RemoteSink>,
+        inner_threads: Option<usize>,
     ) -> Self {
         RemoteJob {
             batch,
-            wants_starts,
-            sink,
+            reply: RemoteReply { wants_starts, sink },
+            inner_threads,
         }
+    }
+
+    /// The batch, to move to a worker, and where its events go.
+    pub fn into_parts(self) -> (crate::remote::RemoteBatch, RemoteReply) {
+        (self.batch, self.reply)
+    }
+
+    /// The `inner_max_num_threads` of the call, if set: threads for nested calls inside
+    /// the worker.
+    pub fn inner_threads(&self) -> Option<usize> {
+        self.inner_threads
     }
 
     /// The encoded batch to send to a worker.
@@ -114,17 +173,17 @@ impl RemoteJob {
 
     /// Whether the call measures each task's own duration (it has a timeout).
     pub fn wants_task_starts(&self) -> bool {
-        self.wants_starts
+        self.reply.wants_starts
     }
 
     /// The worker started task `task` (counted within the batch).
     pub fn task_started(&self, task: usize) {
-        self.sink.started(task);
+        self.reply.task_started(task);
     }
 
     /// The worker's reply (the bytes `execute` returned), or why there is none.
     pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
-        self.sink.finish(outcome);
+        self.reply.finish(outcome);
     }
 }
 
@@ -132,7 +191,7 @@ impl fmt::Debug for RemoteJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteJob")
             .field("batch", &self.batch)
-            .field("wants_task_starts", &self.wants_starts)
+            .field("reply", &self.reply)
             .finish()
     }
 }

@@ -42,7 +42,11 @@ struct Clock(Mutex<Option<(usize, Instant)>>);
 
 impl Clock {
     fn start(&self, index: usize) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((index, Instant::now()));
+        self.start_at(index, Instant::now());
+    }
+
+    fn start_at(&self, index: usize, at: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((index, at));
     }
 
     fn stop(&self) {
@@ -289,11 +293,17 @@ where
                         decode,
                         report,
                         sent: Instant::now(),
+                        abort: Arc::clone(&self.abort),
                     });
                     // SAFETY: as for the jobs in `spawn_local`: the sink lives at most until
                     // the dispatcher's `drop` has seen every sender go, or `'a` is `'static`.
                     let sink: Box<dyn RemoteSink> = unsafe { std::mem::transmute(sink) };
-                    let job = RemoteJob::new(batch, self.plan.timeout.is_some(), sink);
+                    let job = RemoteJob::new(
+                        batch,
+                        self.plan.timeout.is_some(),
+                        sink,
+                        self.plan.inner_threads,
+                    );
                     self.plan.backend.spawn_remote(self.plan.request(), job);
                     return;
                 }
@@ -482,12 +492,17 @@ struct RemoteBatchSink<R> {
     decode: RemoteDecoder<R>,
     report: Report<R>,
     sent: Instant,
+    abort: Arc<AtomicBool>,
 }
 
 impl<R: Send> RemoteSink for RemoteBatchSink<R> {
-    fn started(&self, task: usize) {
+    fn abandoned(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
+    fn started(&self, task: usize, at: Instant) {
         if let Some(c) = &self.clock {
-            c.start(self.first + task);
+            c.start_at(self.first + task, at);
         }
     }
 

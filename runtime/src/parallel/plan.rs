@@ -27,6 +27,8 @@ pub(crate) struct Plan {
     pub(crate) timeout: Option<Duration>,
     pub(crate) verbose: u32,
     pub(crate) on_progress: Option<ProgressFn>,
+    /// `inner_max_num_threads` of the call or its scope.
+    pub(crate) inner_threads: Option<usize>,
 }
 
 impl Plan {
@@ -140,6 +142,7 @@ impl Plan {
             timeout: p.timeout,
             verbose: p.verbose.or(scope_verbose).unwrap_or(0),
             on_progress: p.on_progress.clone(),
+            inner_threads: inner,
         })
     }
 }

@@ -23,6 +23,11 @@ fn registry() -> &'static RwLock<Registry> {
             Arc::new(|| Box::new(Sequential::new())),
         );
         factories.insert("threading".into(), Arc::new(|| Box::new(Threading::new())));
+        #[cfg(unix)]
+        factories.insert(
+            "loky".into(),
+            Arc::new(|| Box::new(crate::backend::Loky::new())),
+        );
         RwLock::new(Registry {
             factories,
             default: "threading".into(),

@@ -63,7 +63,12 @@ where
         Err(e) => return failed(0, FailureKind::Decode, e.to_string()),
     };
     let mut results = Vec::with_capacity(items.len());
+    // Set in worker processes that report task starts (per-task timeouts).
+    let on_start = crate::process::task_start_hook();
     for (index, item) in items.into_iter().enumerate() {
+        if let Some(hook) = on_start {
+            hook(index);
+        }
         match catch_unwind(AssertUnwindSafe(|| call(item))) {
             Ok(r) => results.push(r),
             Err(payload) => return failed(index, FailureKind::Panicked, panic_message(&*payload)),

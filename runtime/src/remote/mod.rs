@@ -4,7 +4,7 @@
 //! entry function in the binary, relative to an anchor function — and bytes: the postcard
 //! encoding of the batch's inputs. The worker, running the same executable, turns the id back
 //! into the function, which decodes the inputs, runs each task with panics caught, and
-//! encodes a [`BatchOutcome`]. Nothing but plain data crosses; code never does.
+//! encodes a outcome. Nothing but plain data crosses; code never does.
 //!
 //! The function a task runs is either a `fn` pointer, sent along as a second id
 //! ([`Callee::Pointer`]), or a zero-sized `Copy` closure type baked into the entry function
@@ -82,7 +82,7 @@ pub struct RemoteBatch {
 }
 
 impl RemoteBatch {
-    /// Runs the batch in this process and returns the encoded [`BatchOutcome`]: what a
+    /// Runs the batch in this process and returns the encoded outcome: what a
     /// worker does with a batch it received.
     ///
     /// # Safety

@@ -1,6 +1,5 @@
 //! Bodies that can run in worker processes compile under a process backend named at compile
-//! time: no captures, serde items and results. (Not run here: the loky backend is not part of
-//! this build yet, so `main` only shows that the shared-memory forms still run.)
+//! time (no captures, serde items and results), and run there.
 #![deny(warnings)]
 
 use parjob::{delayed, parallel, parallel_backend, Parallel};
@@ -26,8 +25,9 @@ fn headered(points: Vec<Point>) -> Result<Vec<i32>, parjob::Error> {
 }
 
 fn main() -> Result<(), parjob::Error> {
-    let _ = (norms, headered);
     let points = vec![Point { x: 1, y: -2 }, Point { x: -3, y: 4 }];
+    assert_eq!(norms(points.clone())?, [3, 7]);
+    assert_eq!(headered(points.clone())?, [3]);
     // The same body under a run-time backend: the probe decides, threads run it here.
     assert_eq!(parallel!(norm1(p) for p in points.clone())?, [3, 7]);
     let tasks = points.into_iter().map(|p| delayed!(norm1(p)));

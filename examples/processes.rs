@@ -1,0 +1,69 @@
+//! Work in worker processes with the `loky` backend: tasks run in other processes of this
+//! same program, a crash in one is an error rather than the end of the program, and the
+//! workers are reused by the next call.
+//!
+//! Run it with `cargo run -p parjob-examples --example processes`.
+
+use parjob::{Delayed, Error, Parallel, delayed, parallel, parallel_backend};
+
+fn collatz_steps(mut n: u64) -> u32 {
+    let mut steps = 0;
+    while n != 1 {
+        n = if n.is_multiple_of(2) { n / 2 } else { 3 * n + 1 };
+        steps += 1;
+    }
+    steps
+}
+
+fn worker_pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn crash_on(x: u32) -> u32 {
+    if x == 3 {
+        std::process::abort();
+    }
+    x
+}
+
+// Every header-less `parallel!` in here runs on loky; the compiler checks that its body can
+// travel (captures nothing, serde types).
+#[parallel_backend("loky", n_jobs = 2)]
+fn longest_chains(limit: u64) -> Result<Vec<u32>, Error> {
+    parallel!(collatz_steps(n) for n in 1..=limit)
+}
+
+fn main() -> Result<(), Error> {
+    println!("parent pid {}", std::process::id());
+    let pids = parallel!("loky", n_jobs = 2; worker_pid(i) for i in 0..8)?;
+    println!("tasks ran in worker pids {pids:?}");
+
+    let steps = longest_chains(100_000)?;
+    let (n, most) = steps
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, s)| **s)
+        .map(|(i, s)| (i + 1, *s))
+        .unwrap_or_default();
+    println!("below 100,000, {n} takes the most Collatz steps: {most}");
+
+    // A task that crashes its worker fails the call, not the program.
+    let crashed = Parallel::new()
+        .backend("loky")
+        .n_jobs(2)
+        .run((0..5).map(|i| Delayed::remote(crash_on, i)));
+    println!("a crashing task: {}", crashed.unwrap_err());
+
+    // The pool healed; a closure that captures data stays on threads (with a warning).
+    let scale = 10;
+    let scaled = parallel_backend("loky")
+        .n_jobs(2)
+        .run(|| parallel!(x * scale for x in 0..4))??;
+    println!("captured data, on threads: {scaled:?}");
+    let again = Parallel::new()
+        .backend("loky")
+        .n_jobs(2)
+        .run((0..4).map(|i| delayed!(worker_pid(i))))?;
+    println!("the next call runs in workers {again:?}");
+    Ok(())
+}

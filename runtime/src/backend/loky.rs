@@ -1,0 +1,209 @@
+//! The `loky` backend: a reusable pool of worker processes re-executed from this binary.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::Error;
+use crate::backend::{Backend, Job, ParamValue, PoolRequest, RemoteJob, RemoteReply, Threading};
+use crate::process::{PoolConfig, PoolEvent, WorkerPool};
+
+/// Runs tasks in worker processes: joblib's default backend, for work that must be isolated
+/// from the caller (a crash in a task cannot take the program down) or is not thread-safe.
+///
+/// Workers are the current executable started again; they become workers before `main`
+/// runs, so any binary or test that links parjob can host them. The pool is kept across
+/// calls and resized to each call's `n_jobs`; a worker idle for `idle_worker_timeout`
+/// (default 300 s) exits. Workers die with their parent.
+///
+/// Only tasks that can cross a process boundary go to workers: comprehensions whose body
+/// captures nothing and `delayed!` calls of plain functions, with inputs and results that
+/// implement serde's traits (or [`Delayed::remote`](crate::Delayed::remote) without the
+/// macros). Other work of a call on this backend (closures, borrowed data) runs on threads,
+/// with one `tracing` warning per call. Nested calls inside a worker use threads: as many
+/// as `inner_max_num_threads`, by default `cpu_count / n_jobs`.
+///
+/// A task that panics fails the call with [`Error::TaskPanicked`]; a worker that dies (a
+/// signal, `abort`, `exit`) fails it with [`Error::WorkerDied`] naming the signal or exit
+/// code. The first failure or a timeout kills the workers still running the call's tasks,
+/// and later calls get fresh ones.
+///
+/// # Examples
+///
+/// ```
+/// use parjob::{parallel, Parallel, Delayed};
+///
+/// fn pid_of(_: u32) -> u32 {
+///     std::process::id()
+/// }
+///
+/// // A process backend named at compile time: the body must be able to travel.
+/// let pids = parallel!("loky", n_jobs = 2; pid_of(i) for i in 0..4)?;
+/// assert!(pids.iter().all(|&pid| pid != std::process::id()));
+///
+/// // The same without the macros.
+/// let tasks = (0..4).map(|i| Delayed::remote(pid_of, i));
+/// let pids = Parallel::new().backend("loky").n_jobs(2).run(tasks)?;
+/// assert!(pids.iter().all(|&pid| pid != std::process::id()));
+/// # Ok::<(), parjob::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Loky {
+    idle_worker_timeout: Duration,
+}
+
+impl Default for Loky {
+    fn default() -> Self {
+        Loky {
+            idle_worker_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Loky {
+    /// The loky backend, with workers that exit after 300 s without work.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how long an idle worker waits for work before it exits.
+    pub fn idle_worker_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_worker_timeout = timeout;
+        self
+    }
+}
+
+/// Where the pools' events go: the replies of the batches in flight, by batch id.
+struct Router {
+    live: Mutex<HashMap<u64, (RemoteReply, Arc<WorkerPool>)>>,
+    events: Sender<PoolEvent>,
+}
+
+fn router() -> &'static Router {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let (events, rx) = crossbeam_channel::unbounded::<PoolEvent>();
+        let spawned = std::thread::Builder::new()
+            .name("parjob-loky-events".into())
+            .spawn(move || {
+                for event in rx {
+                    route(event);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("parjob: cannot start the loky event thread: {e}");
+        }
+        Router {
+            live: Mutex::new(HashMap::new()),
+            events,
+        }
+    })
+}
+
+fn route(event: PoolEvent) {
+    let live = &router().live;
+    match event {
+        PoolEvent::Started { batch_id, task, at } => {
+            let live = live.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((reply, _)) = live.get(&batch_id) {
+                reply.task_started_at(task as usize, at);
+            }
+        }
+        PoolEvent::Done { batch_id, outcome } => {
+            let entry = live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&batch_id);
+            if let Some((reply, _)) = entry {
+                reply.finish(Ok(outcome));
+            }
+        }
+        PoolEvent::Failed { batch_id, error } => {
+            let entry = live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&batch_id);
+            if let Some((reply, _)) = entry {
+                reply.finish(Err(error));
+            }
+        }
+    }
+}
+
+impl Backend for Loky {
+    fn name(&self) -> &str {
+        "loky"
+    }
+
+    fn supports_shared_memory(&self) -> bool {
+        false
+    }
+
+    fn spawn(&self, request: PoolRequest, job: Job) {
+        // Shared-memory work of a call on this backend runs on threads.
+        Threading::new().spawn(request, job);
+    }
+
+    fn spawn_remote(&self, request: PoolRequest, job: RemoteJob) {
+        let workers = request.workers.max(1);
+        let mut config = PoolConfig::new(workers);
+        config.idle_timeout = self.idle_worker_timeout;
+        if let Some(inner) = job.inner_threads() {
+            config.inner_threads = inner.max(1);
+        }
+        let pool = match WorkerPool::global(&config) {
+            Ok(pool) => pool,
+            Err(e) => return job.finish(Err(e)),
+        };
+        let (batch, reply) = job.into_parts();
+        let router = router();
+        // Registered before the pool can answer: the router takes the lock to look it up.
+        let mut live = router.live.lock().unwrap_or_else(|e| e.into_inner());
+        let id = pool.submit(batch, reply.wants_task_starts(), router.events.clone());
+        live.insert(id, (reply, pool));
+    }
+
+    fn abort(&self, _request: PoolRequest) {
+        // Kill the workers of every batch whose call gave up; their replies are dropped,
+        // which the calls read as lost batches (they are failing already).
+        let abandoned: Vec<(u64, RemoteReply, Arc<WorkerPool>)> = {
+            let mut live = router().live.lock().unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<u64> = live
+                .iter()
+                .filter(|(_, (reply, _))| reply.is_abandoned())
+                .map(|(&id, _)| id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| live.remove(&id).map(|(reply, pool)| (id, reply, pool)))
+                .collect()
+        };
+        for (id, reply, pool) in abandoned {
+            pool.kill_busy(&[id]);
+            drop(reply);
+        }
+    }
+
+    fn ideal_batch_duration(&self) -> Duration {
+        // A round trip to a worker costs tens of microseconds, so batches of ~10 ms amortise
+        // it while keeping the tail short (joblib aims at 0.2-2 s: its round trips cost more).
+        Duration::from_millis(10)
+    }
+
+    fn set_param(&mut self, name: &str, value: &ParamValue) -> Result<(), Error> {
+        match name {
+            "idle_worker_timeout" => {
+                self.idle_worker_timeout = value.as_duration().ok_or_else(|| {
+                    Error::config(format!(
+                        "`idle_worker_timeout` takes a duration or a number of seconds, got {value:?}"
+                    ))
+                })?;
+                Ok(())
+            }
+            other => Err(Error::config(format!(
+                "backend `loky` takes no parameter `{other}`, expected `idle_worker_timeout`"
+            ))),
+        }
+    }
+}

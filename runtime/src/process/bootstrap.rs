@@ -1,0 +1,95 @@
+//! The constructor that turns a process started by a [`WorkerPool`](super::WorkerPool) into a
+//! worker, before `main`.
+//!
+//! It runs in every process of every binary that links parjob, so the common case — the
+//! variable is not set — costs one environment lookup. When `PARJOB_WORKER` is set, the
+//! process serves batches and exits; `main` never runs, so a test harness, for instance,
+//! neither parses its arguments nor runs a test.
+//!
+//! Setting the variable by hand does nothing harmful: unless its value names two pipe ends
+//! over which a parjob pool completes the handshake, the process prints one line to stderr
+//! and exits with code 2 (see [`NOT_FROM_POOL`]).
+//!
+//! Only binaries that link parjob contain this constructor: a binary that never references
+//! parjob does not, and cannot be a worker.
+
+use std::ffi::OsStr;
+use std::os::fd::RawFd;
+
+use super::worker;
+
+/// `"<read fd>,<write fd>"`: the worker's ends of its two pipes.
+pub(crate) const WORKER_ENV: &str = "PARJOB_WORKER";
+
+/// The thread count nested parallel calls in the worker get.
+pub(crate) const INNER_ENV: &str = "PARJOB_WORKER_INNER";
+
+/// The first argument of every worker, so that `ps` shows what the process is.
+pub(crate) const MARKER_ARG: &str = "--parjob-worker";
+
+/// The line a process prints when the variable is set but no pool started it.
+pub(crate) const NOT_FROM_POOL: &str =
+    "parjob: PARJOB_WORKER is set but this process was not started by a parjob pool; exiting";
+
+/// Exit code for a process that cannot be a worker (bad variable, failed handshake).
+pub(crate) const EXIT_NOT_A_WORKER: i32 = 2;
+
+// `late`: constructors of other crates (std's argument capture among them) run first, so
+// that tasks see the process as `main` would have.
+#[ctor::ctor(unsafe, priority = late)]
+fn become_worker_if_asked() {
+    let Some(value) = std::env::var_os(WORKER_ENV) else {
+        return;
+    };
+    let inner = std::env::var_os(INNER_ENV);
+    // SAFETY: this runs before `main`, from the loader's constructor list, so no thread of
+    // ours reads the environment concurrently. Removed so that processes the tasks start do
+    // not take themselves for workers.
+    unsafe {
+        std::env::remove_var(WORKER_ENV);
+        std::env::remove_var(INNER_ENV);
+    }
+    let inner = inner
+        .and_then(|v| v.to_str()?.trim().parse::<usize>().ok())
+        .filter(|&k| k > 0)
+        .unwrap_or(1);
+    let code = match parse_ends(&value) {
+        Some(ends) => {
+            // A panic must not unwind out of a constructor; report it as Rust would.
+            std::panic::catch_unwind(|| worker::serve(ends, inner)).unwrap_or(101)
+        }
+        None => not_from_pool(),
+    };
+    std::process::exit(code);
+}
+
+/// Parses `"3,4"`: two distinct descriptors above the standard ones.
+pub(crate) fn parse_ends(value: &OsStr) -> Option<(RawFd, RawFd)> {
+    let (r, w) = value.to_str()?.trim().split_once(',')?;
+    let r: RawFd = r.trim().parse().ok()?;
+    let w: RawFd = w.trim().parse().ok()?;
+    (r > 2 && w > 2 && r != w).then_some((r, w))
+}
+
+/// Prints [`NOT_FROM_POOL`] and returns the exit code.
+pub(crate) fn not_from_pool() -> i32 {
+    eprintln!("{NOT_FROM_POOL}");
+    EXIT_NOT_A_WORKER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_two_distinct_non_standard_descriptors_parse() {
+        let parse = |s: &str| parse_ends(OsStr::new(s));
+        assert_eq!(parse("3,4"), Some((3, 4)));
+        assert_eq!(parse(" 10 , 7 "), Some((10, 7)));
+        for bad in [
+            "", "3", "3,", "3,3", "0,1", "1,4", "a,b", "3,4,5", "-3,4", "1",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+}

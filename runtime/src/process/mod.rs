@@ -1,0 +1,64 @@
+//! Worker processes: the engine under the `loky` backend.
+//!
+//! A [`WorkerPool`] starts workers by re-executing the current binary with the environment
+//! variable `PARJOB_WORKER` set to the numbers of two inherited pipe ends. Every binary that
+//! links parjob carries a constructor ([`bootstrap`]) that runs before `main`, sees the
+//! variable, and turns the process into a worker ([`worker`]): it never runs `main`. That is
+//! what lets any binary, test harness included, host workers without cooperating.
+//!
+//! Parent and worker speak length-prefixed postcard frames ([`wire`]): a handshake that
+//! checks both run the same build, then one batch at a time. A worker exits when its parent
+//! dies (pipe end of file, and `PR_SET_PDEATHSIG` on Linux), when told to, or on any
+//! protocol error; the pool notices a worker that died, reports the batch it held as
+//! [`Error::WorkerDied`](crate::Error::WorkerDied) naming the signal or exit code, reaps it,
+//! and starts a replacement when there is work for it.
+//!
+//! Workers share the parent's stdout and stderr (a `println!` in a task shows up where the
+//! parent's output goes) and the parent's process group (Ctrl-C reaches them too, and the
+//! default action ends them); their stdin is `/dev/null`.
+//!
+//! # Caveat
+//!
+//! The constructor is linked only into binaries that link parjob: a binary that never
+//! references parjob (directly or through a dependency that does) does not contain it, and
+//! such a binary cannot be a worker — nor does it start pools. Binaries that do link parjob
+//! but run as something else (a `cdylib` loaded by Python, a binary started through a
+//! loader) re-execute the host instead; their workers fail the handshake, and calls report
+//! `WorkerDied` with the worker's exit code.
+//!
+//! Process backends are Unix-only: everything here but [`task_start_hook`] is `cfg(unix)`.
+
+#[cfg(unix)]
+mod bootstrap;
+#[cfg(unix)]
+mod child;
+#[cfg(unix)]
+mod pool;
+#[cfg(all(unix, test))]
+mod tests;
+#[cfg(unix)]
+mod wire;
+#[cfg(unix)]
+mod worker;
+
+use std::cell::Cell;
+
+#[cfg(unix)]
+pub(crate) use pool::{PoolConfig, PoolEvent, WorkerPool};
+
+thread_local! {
+    /// Called with a task's position in its batch just before the task runs, on the thread
+    /// running a remote batch: how a worker reports task starts for per-task timeouts.
+    static TASK_START_HOOK: Cell<Option<fn(usize)>> = const { Cell::new(None) };
+}
+
+/// The hook `RemoteBatch` entries call before each task, if one is set on this thread.
+pub(crate) fn task_start_hook() -> Option<fn(usize)> {
+    TASK_START_HOOK.try_with(Cell::get).ok().flatten()
+}
+
+/// Sets this thread's task start hook; returns the previous one.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(crate) fn set_task_start_hook(hook: Option<fn(usize)>) -> Option<fn(usize)> {
+    TASK_START_HOOK.try_with(|h| h.replace(hook)).ok().flatten()
+}

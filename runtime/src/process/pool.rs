@@ -1,0 +1,538 @@
+//! [`WorkerPool`]: a reusable set of worker processes (loky's reusable executor).
+//!
+//! Each worker has one I/O thread in this process. The thread starts the worker process
+//! (on Linux a worker dies with the thread that started it, so the thread outlives its
+//! worker), takes batches from the pool's queue, writes each to its worker, forwards what
+//! comes back as [`PoolEvent`]s, and reaps the worker when it ends. A worker that died is
+//! replaced by the same thread when the next batch comes; one idle for `idle_timeout` is
+//! told to exit, and its thread ends.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::child::{Launch, WorkerProcess, describe};
+use super::wire::{FromWorker, ToWorker, WireError};
+use crate::Error;
+use crate::remote::RemoteBatch;
+
+/// How a pool is sized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PoolConfig {
+    /// At most this many worker processes, so at most this many batches at once.
+    pub(crate) workers: usize,
+    /// A worker idle this long exits.
+    pub(crate) idle_timeout: Duration,
+    /// Threads for nested parallel calls inside a worker (and the `*_NUM_THREADS`
+    /// variables of its environment).
+    pub(crate) inner_threads: usize,
+}
+
+impl PoolConfig {
+    /// `workers` workers, idle for 300 s at most, `cpu_count / workers` inner threads.
+    pub(crate) fn new(workers: usize) -> Self {
+        let workers = workers.max(1);
+        PoolConfig {
+            workers,
+            idle_timeout: Duration::from_secs(300),
+            inner_threads: (crate::cpu_count() / workers).max(1),
+        }
+    }
+}
+
+/// What the pool reports about a submitted batch: any number of `Started`, then exactly one
+/// `Done` or `Failed` (none after [`WorkerPool::kill_busy`] named the batch).
+#[derive(Debug)]
+pub(crate) enum PoolEvent {
+    /// Task `task` of the batch (counted within it) started; only with `report_starts`.
+    Started {
+        batch_id: u64,
+        task: u32,
+        at: Instant,
+    },
+    /// The bytes `RemoteBatch::execute` returned in the worker.
+    Done { batch_id: u64, outcome: Vec<u8> },
+    /// No outcome: `WorkerDied` (the detail names the signal or exit code) or `Transport`.
+    Failed { batch_id: u64, error: Error },
+}
+
+struct Job {
+    reply: Reply,
+    batch: RemoteBatch,
+    report_starts: bool,
+}
+
+/// Where a batch's events go.
+struct Reply {
+    batch_id: u64,
+    events: Sender<PoolEvent>,
+}
+
+impl Reply {
+    fn send(&self, event: PoolEvent) {
+        // The caller may have given up on the batch; nobody to tell then.
+        let _ = self.events.send(event);
+    }
+
+    fn fail(self, error: Error) {
+        let batch_id = self.batch_id;
+        self.send(PoolEvent::Failed { batch_id, error });
+    }
+}
+
+/// A set of worker processes running [`RemoteBatch`]es.
+pub(crate) struct WorkerPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    launch: Launch,
+    state: Mutex<State>,
+    /// Signalled when a job is queued or the pool changes.
+    wake: Condvar,
+}
+
+struct State {
+    target: usize,
+    idle_timeout: Duration,
+    /// I/O threads alive (each with or without a worker process).
+    live: usize,
+    /// I/O threads waiting for a job.
+    idle: usize,
+    queue: VecDeque<Job>,
+    slots: HashMap<u64, Slot>,
+    next_slot: u64,
+    threads: Vec<JoinHandle<()>>,
+    closed: bool,
+}
+
+/// What other threads may know about an I/O thread.
+#[derive(Default)]
+struct Slot {
+    /// Its worker process; cleared before the process is reaped, so a pid found here
+    /// never names a reused process.
+    pid: Option<u32>,
+    batch: Option<u64>,
+    /// `kill_busy` named its batch before it had a worker to kill.
+    cancelled: bool,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.shared.lock();
+        f.debug_struct("WorkerPool")
+            .field("workers", &st.target)
+            .field("live", &st.live)
+            .field("queued", &st.queue.len())
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    /// A new pool; workers start when batches come.
+    ///
+    /// # Errors
+    ///
+    /// `WorkerDied` when the executable or the random secret cannot be had.
+    pub(crate) fn new(config: &PoolConfig) -> Result<WorkerPool, Error> {
+        Ok(WorkerPool::with_launch(
+            config,
+            Launch::new(config.inner_threads)?,
+        ))
+    }
+
+    pub(crate) fn with_launch(config: &PoolConfig, launch: Launch) -> WorkerPool {
+        WorkerPool {
+            shared: Arc::new(Shared {
+                launch,
+                state: Mutex::new(State {
+                    target: config.workers.max(1),
+                    idle_timeout: config.idle_timeout,
+                    live: 0,
+                    idle: 0,
+                    queue: VecDeque::new(),
+                    slots: HashMap::new(),
+                    next_slot: 0,
+                    threads: Vec::new(),
+                    closed: false,
+                }),
+                wake: Condvar::new(),
+            }),
+        }
+    }
+
+    /// The process's pool, kept across calls and resized to `config.workers`. A different
+    /// `inner_threads` needs new workers (it is in their environment): the pool is then
+    /// replaced, and the old one ends once its last user drops it.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](WorkerPool::new).
+    pub(crate) fn global(config: &PoolConfig) -> Result<Arc<WorkerPool>, Error> {
+        static GLOBAL: Mutex<Option<Arc<WorkerPool>>> = Mutex::new(None);
+        let mut global = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = &*global
+            && pool.shared.launch.inner_threads == config.inner_threads.max(1)
+        {
+            pool.resize(config.workers, config.idle_timeout);
+            return Ok(Arc::clone(pool));
+        }
+        let pool = Arc::new(WorkerPool::new(config)?);
+        *global = Some(Arc::clone(&pool));
+        Ok(pool)
+    }
+
+    /// Changes the worker count and idle timeout; surplus workers exit when idle.
+    pub(crate) fn resize(&self, workers: usize, idle_timeout: Duration) {
+        let mut st = self.shared.lock();
+        st.target = workers.max(1);
+        st.idle_timeout = idle_timeout;
+        self.shared.wake.notify_all();
+        let mut unserved = st.queue.len().saturating_sub(st.idle);
+        while unserved > 0 && st.live < st.target && spawn_thread(&self.shared, &mut st) {
+            unserved -= 1;
+        }
+    }
+
+    /// Queues `batch`; returns its id, which every event about it carries. Never blocks:
+    /// the batch waits in the queue while every worker is busy.
+    pub(crate) fn submit(
+        &self,
+        batch: RemoteBatch,
+        report_starts: bool,
+        events: Sender<PoolEvent>,
+    ) -> u64 {
+        // Ids are unique in the process, not only in this pool: events of pools that
+        // replaced one another may meet in one channel.
+        static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
+        let batch_id = NEXT_BATCH.fetch_add(1, Ordering::Relaxed);
+        let job = Job {
+            reply: Reply { batch_id, events },
+            batch,
+            report_starts,
+        };
+        let mut st = self.shared.lock();
+        if st.closed {
+            drop(st);
+            job.reply.fail(Error::Transport {
+                index: None,
+                message: "the worker pool is shut down".into(),
+            });
+            return batch_id;
+        }
+        st.queue.push_back(job);
+        if st.queue.len() <= st.idle {
+            self.shared.wake.notify_one();
+        } else if st.live < st.target {
+            spawn_thread(&self.shared, &mut st);
+        }
+        batch_id
+    }
+
+    /// Gives up on these batches: queued ones are dropped, running ones have their worker
+    /// killed (`SIGKILL`); replacements start when the next batches come. Events may or may
+    /// not still arrive for them.
+    pub(crate) fn kill_busy(&self, batch_ids: &[u64]) {
+        let mut st = self.shared.lock();
+        st.queue
+            .retain(|job| !batch_ids.contains(&job.reply.batch_id));
+        for slot in st.slots.values_mut() {
+            if slot.batch.is_some_and(|b| batch_ids.contains(&b)) {
+                slot.cancelled = true;
+                if let Some(pid) = slot.pid {
+                    // SAFETY: `kill` takes plain integers. The pid is our unreaped child:
+                    // I/O threads clear it under this lock before reaping.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+
+    /// Stops taking batches; workers finish the queue, then exit. Does not wait.
+    pub(crate) fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// [`close`](WorkerPool::close), then waits until every worker is reaped.
+    #[cfg(test)]
+    pub(crate) fn shutdown(&self) {
+        self.close();
+        let threads = std::mem::take(&mut self.shared.lock().threads);
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// The pids of the worker processes alive now.
+    #[cfg(test)]
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.shared
+            .lock()
+            .slots
+            .values()
+            .filter_map(|s| s.pid)
+            .collect()
+    }
+
+    /// The pid of the worker running `batch_id`, if one is.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn pid_running(&self, batch_id: u64) -> Option<u32> {
+        let st = self.shared.lock();
+        st.slots
+            .values()
+            .find(|s| s.batch == Some(batch_id))
+            .and_then(|s| s.pid)
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What I/O thread `slot`, idle since `idle_since`, does next. With `tick`, it is
+    /// woken at least that often to look after its idle worker.
+    fn next_job(&self, slot: u64, idle_since: Instant, tick: Option<Duration>) -> Next {
+        let mut st = self.lock();
+        loop {
+            let surplus = st.live > st.target;
+            if !surplus && let Some(job) = st.queue.pop_front() {
+                if let Some(s) = st.slots.get_mut(&slot) {
+                    s.batch = Some(job.reply.batch_id);
+                    s.cancelled = false;
+                }
+                return Next::Job(job);
+            }
+            let waited = idle_since.elapsed();
+            if surplus || st.closed || waited >= st.idle_timeout {
+                st.live -= 1;
+                return Next::Quit;
+            }
+            let remaining = st.idle_timeout - waited;
+            let wait = tick.map_or(remaining, |t| t.min(remaining));
+            st.idle += 1;
+            let (guard, timeout) = self
+                .wake
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner());
+            st = guard;
+            st.idle -= 1;
+            if timeout.timed_out() && wait < remaining && st.queue.is_empty() {
+                return Next::Tick;
+            }
+        }
+    }
+
+    fn set_pid(&self, slot: u64, pid: Option<u32>) {
+        if let Some(s) = self.lock().slots.get_mut(&slot) {
+            s.pid = pid;
+        }
+    }
+
+    /// Whether the job just taken by `slot` is still wanted.
+    fn wanted(&self, slot: u64) -> bool {
+        self.lock().slots.get(&slot).is_some_and(|s| !s.cancelled)
+    }
+
+    fn job_finished(&self, slot: u64) {
+        if let Some(s) = self.lock().slots.get_mut(&slot) {
+            s.batch = None;
+            s.cancelled = false;
+        }
+    }
+}
+
+/// Starts one more I/O thread; `false` if the system refused.
+fn spawn_thread(shared: &Arc<Shared>, st: &mut State) -> bool {
+    let slot = st.next_slot;
+    st.next_slot += 1;
+    st.threads.retain(|t| !t.is_finished());
+    let for_thread = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name(format!("parjob-worker-io-{slot}"))
+        .stack_size(256 << 10)
+        .spawn(move || serve_slot(&for_thread, slot));
+    match spawned {
+        Ok(handle) => {
+            st.slots.insert(slot, Slot::default());
+            st.live += 1;
+            st.threads.push(handle);
+            true
+        }
+        Err(e) => {
+            // Nobody else will run the queue: fail it rather than leave it waiting.
+            if st.live == 0 {
+                for job in st.queue.drain(..) {
+                    job.reply.fail(Error::WorkerDied {
+                        index: None,
+                        detail: format!("cannot start a thread for a worker process: {e}"),
+                    });
+                }
+            }
+            false
+        }
+    }
+}
+
+/// What an I/O thread does next.
+enum Next {
+    Job(Job),
+    /// Look after the idle worker, then ask again.
+    Tick,
+    Quit,
+}
+
+/// How often an idle I/O thread checks that its worker still lives, so that a worker
+/// killed while idle does not stay a zombie until the next batch.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// The body of an I/O thread.
+fn serve_slot(shared: &Shared, slot: u64) {
+    block_sigpipe();
+    let mut process: Option<WorkerProcess> = None;
+    let mut idle_since = Instant::now();
+    loop {
+        let tick = process.is_some().then_some(IDLE_CHECK);
+        let Job {
+            reply,
+            batch,
+            report_starts,
+        } = match shared.next_job(slot, idle_since, tick) {
+            Next::Job(job) => job,
+            Next::Tick => {
+                reap_if_exited(shared, slot, &mut process);
+                continue;
+            }
+            Next::Quit => break,
+        };
+        // A worker that died while idle is not this batch's fault: replace it first.
+        reap_if_exited(shared, slot, &mut process);
+        let worker = match &mut process {
+            Some(p) => p,
+            None => match WorkerProcess::spawn(&shared.launch) {
+                Ok(p) => {
+                    shared.set_pid(slot, Some(p.pid()));
+                    process.insert(p)
+                }
+                Err(error) => {
+                    shared.job_finished(slot);
+                    reply.fail(error);
+                    idle_since = Instant::now();
+                    continue;
+                }
+            },
+        };
+        if shared.wanted(slot) {
+            match run(worker, &reply, batch, report_starts) {
+                Ok(()) => {}
+                Err(RunEnd::Refused(e)) => reply.fail(e.into_error()),
+                Err(RunEnd::Died) => {
+                    shared.set_pid(slot, None);
+                    if let Some(p) = process.take() {
+                        let detail = describe(p.reap());
+                        reply.fail(Error::WorkerDied {
+                            index: None,
+                            detail,
+                        });
+                    }
+                }
+                Err(RunEnd::Broken(e)) => {
+                    shared.set_pid(slot, None);
+                    if let Some(mut p) = process.take() {
+                        let _ = p.kill_and_reap();
+                    }
+                    reply.fail(e.into_error());
+                }
+            }
+        }
+        shared.job_finished(slot);
+        idle_since = Instant::now();
+    }
+    shared.set_pid(slot, None);
+    if let Some(p) = process {
+        p.shut_down();
+    }
+    shared.lock().slots.remove(&slot);
+}
+
+fn reap_if_exited(shared: &Shared, slot: u64, process: &mut Option<WorkerProcess>) {
+    if let Some(p) = process.take_if(|p| p.has_exited()) {
+        shared.set_pid(slot, None);
+        let _ = p.reap();
+    }
+}
+
+/// Why a batch ended without an outcome.
+enum RunEnd {
+    /// It could not be encoded; nothing was sent, the worker is fine.
+    Refused(WireError),
+    /// The worker closed its pipe: it died.
+    Died,
+    /// The worker broke the protocol: it must be killed.
+    Broken(WireError),
+}
+
+/// Runs `batch` on `worker`, forwarding its events; on success `Done` was sent.
+fn run(
+    worker: &mut WorkerProcess,
+    reply: &Reply,
+    batch: RemoteBatch,
+    report_starts: bool,
+) -> Result<(), RunEnd> {
+    let batch_id = reply.batch_id;
+    match worker.send(
+        &ToWorker::run(batch_id, report_starts, &batch),
+        &batch.payload,
+    ) {
+        Ok(()) => {}
+        // Refused before a byte was written (too large): the worker is fine.
+        Err(e @ (WireError::TooLarge { .. } | WireError::Malformed(_))) => {
+            return Err(RunEnd::Refused(e));
+        }
+        Err(_) => return Err(RunEnd::Died),
+    }
+    drop(batch);
+    loop {
+        match worker.recv() {
+            Ok(Some((FromWorker::Started { batch_id: b, task }, _))) if b == batch_id => {
+                let at = Instant::now();
+                reply.send(PoolEvent::Started { batch_id, task, at });
+            }
+            Ok(Some((FromWorker::Done { batch_id: b }, outcome))) if b == batch_id => {
+                reply.send(PoolEvent::Done { batch_id, outcome });
+                return Ok(());
+            }
+            Ok(Some((other, _))) => {
+                return Err(RunEnd::Broken(WireError::Malformed(format!(
+                    "unexpected message from the worker while it ran batch {batch_id}: {other:?}"
+                ))));
+            }
+            Ok(None) | Err(WireError::Truncated { .. }) => return Err(RunEnd::Died),
+            Err(e) => return Err(RunEnd::Broken(e)),
+        }
+    }
+}
+
+/// Writes to a worker that died fail with `EPIPE` instead of raising `SIGPIPE`, even in
+/// programs that did not ignore it. The worker's own mask is reset before `exec`.
+fn block_sigpipe() {
+    // SAFETY: the set is initialised by `sigemptyset` before use; `pthread_sigmask` only
+    // changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}

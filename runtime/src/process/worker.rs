@@ -1,0 +1,243 @@
+//! The worker side: handshake, then batches one at a time until the parent says stop or
+//! goes away.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::bootstrap::{EXIT_NOT_A_WORKER, not_from_pool};
+use super::wire::{self, FromWorker, PipeIn, ToWorker, WireError};
+use crate::backend::Threading;
+use crate::remote::{EntryId, RemoteBatch};
+use crate::scope::{self, Frame};
+
+/// How long a worker waits for the `Hello` its parent writes right after starting it.
+const HELLO_WAIT: Duration = Duration::from_secs(20);
+
+/// The pipe to the parent, for the task start hook (one worker per process).
+static OUTPUT: OnceLock<File> = OnceLock::new();
+
+/// The batch being run, for the task start hook.
+static CURRENT_BATCH: AtomicU64 = AtomicU64::new(0);
+
+/// Serves the parent at the other end of `ends`; returns the exit code.
+pub(crate) fn serve((read_fd, write_fd): (RawFd, RawFd), inner_threads: usize) -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `prctl` with integer arguments only changes this process's death signal.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
+    if !is_pipe(read_fd, libc::O_RDONLY) || !is_pipe(write_fd, libc::O_WRONLY) {
+        return not_from_pool();
+    }
+    // SAFETY: both descriptors are open pipe ends (checked above) that this process
+    // inherited and nothing else in it owns: only this function reads `PARJOB_WORKER`,
+    // once, before `main`.
+    let (input, output) = unsafe {
+        (
+            OwnedFd::from_raw_fd(read_fd),
+            OwnedFd::from_raw_fd(write_fd),
+        )
+    };
+    // Processes the tasks start must not inherit them (it would hide end-of-file).
+    set_cloexec(read_fd);
+    set_cloexec(write_fd);
+    // As in `main`: writes to a closed pipe fail with `EPIPE` instead of killing us.
+    // SAFETY: `signal` with a standard disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+
+    let mut input = PipeIn::new(input);
+    let mut output = File::from(output);
+    let parent_pid = match handshake(&mut input, &mut output) {
+        Ok(pid) => pid,
+        Err(code) => return code,
+    };
+    #[cfg(not(target_os = "linux"))]
+    watch_parent(parent_pid);
+    let _ = parent_pid;
+
+    let output = OUTPUT.get_or_init(|| output);
+    scope::push(Arc::new(inner_frame(inner_threads)));
+    loop {
+        match wire::recv::<ToWorker, _>(&mut input, wire::MAX_FRAME, None) {
+            // The parent is gone, or closed the pool.
+            Ok(None) | Ok(Some((ToWorker::Shutdown, _))) => return 0,
+            Ok(Some((
+                ToWorker::Run {
+                    batch_id,
+                    report_starts,
+                    entry,
+                    callee,
+                    binary,
+                },
+                payload,
+            ))) => {
+                let batch = RemoteBatch {
+                    entry,
+                    callee,
+                    payload,
+                    binary,
+                };
+                CURRENT_BATCH.store(batch_id, Ordering::Relaxed);
+                let previous =
+                    super::set_task_start_hook(report_starts.then_some(report_start as fn(usize)));
+                // SAFETY: the handshake checked that the parent runs this very build
+                // (equal fingerprints), and batches come only from that parent's pool.
+                let outcome = unsafe { batch.execute() };
+                super::set_task_start_hook(previous);
+                drop(batch);
+                match wire::send(&mut &*output, &FromWorker::Done { batch_id }, &outcome) {
+                    Ok(()) => {}
+                    // The parent is gone.
+                    Err(WireError::Io(_)) => return 0,
+                    Err(e) => {
+                        // The parent sees the exit code; this line says why.
+                        eprintln!(
+                            "parjob: worker {} cannot send the results of a batch ({e}); exiting",
+                            std::process::id()
+                        );
+                        return 1;
+                    }
+                }
+            }
+            Ok(Some((ToWorker::Hello { .. }, _))) => {
+                return protocol_error("a second handshake");
+            }
+            // The parent died, perhaps in the middle of a frame.
+            Err(WireError::Io(_) | WireError::Truncated { .. }) => return 0,
+            Err(e) => return protocol_error(e),
+        }
+    }
+}
+
+/// Checks the parent's `Hello` and answers `Ready`; the parent's pid, or the exit code.
+fn handshake(input: &mut PipeIn, output: &mut File) -> Result<u32, i32> {
+    let hello = wire::recv::<ToWorker, _>(input, wire::MAX_HELLO, Some(HELLO_WAIT));
+    let Ok(Some((
+        ToWorker::Hello {
+            version,
+            secret,
+            fingerprint,
+            parent_pid,
+        },
+        _,
+    ))) = hello
+    else {
+        return Err(not_from_pool());
+    };
+    if version != wire::PROTOCOL_VERSION {
+        eprintln!(
+            "parjob: worker speaks protocol {} but its parent speaks {version}; exiting",
+            wire::PROTOCOL_VERSION
+        );
+        return Err(EXIT_NOT_A_WORKER);
+    }
+    if fingerprint != EntryId::fingerprint() {
+        eprintln!(
+            "parjob: this worker runs a different build of the executable than its parent (was it rebuilt while the parent ran?); exiting"
+        );
+        return Err(EXIT_NOT_A_WORKER);
+    }
+    // SAFETY: `getppid` cannot fail.
+    if unsafe { libc::getppid() } as u32 != parent_pid {
+        // The parent died before the death signal was armed; nobody to serve.
+        return Err(0);
+    }
+    let ready = FromWorker::Ready {
+        pid: std::process::id(),
+        secret,
+    };
+    wire::send(output, &ready, &[]).map_err(|_| 0)?;
+    Ok(parent_pid)
+}
+
+fn protocol_error(problem: impl std::fmt::Display) -> i32 {
+    eprintln!(
+        "parjob: worker {} received {problem} from its parent; exiting",
+        std::process::id()
+    );
+    EXIT_NOT_A_WORKER
+}
+
+/// The task start hook: tells the parent which task of the current batch starts now.
+fn report_start(task: usize) {
+    let Some(output) = OUTPUT.get() else { return };
+    let started = FromWorker::Started {
+        batch_id: CURRENT_BATCH.load(Ordering::Relaxed),
+        task: u32::try_from(task).unwrap_or(u32::MAX),
+    };
+    if wire::send(&mut &*output, &started, &[]).is_err() {
+        // The parent is gone: nobody wants the rest of the batch.
+        std::process::exit(0);
+    }
+}
+
+/// What nested calls inside a worker's tasks see: threading with `threads` workers, one
+/// level down (a process backend's ladder; see `DESIGN.md` section 5).
+pub(crate) fn inner_frame(threads: usize) -> Frame {
+    Frame {
+        backend: Some(Arc::new(Threading::new())),
+        n_jobs: Some(i32::try_from(threads.max(1)).unwrap_or(i32::MAX)),
+        verbose: None,
+        prefer: None,
+        require: None,
+        inner_max_num_threads: None,
+        nesting_level: 1,
+        error: None,
+    }
+}
+
+/// Whether `fd` is an open pipe end opened with access mode `mode`.
+fn is_pipe(fd: RawFd, mode: libc::c_int) -> bool {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fstat` writes into the `stat` we own (a bad `fd` is an error return);
+    // `fcntl(F_GETFL)` only reads flags.
+    let (stat_ok, flags) = unsafe {
+        (
+            libc::fstat(fd, &mut st) == 0,
+            libc::fcntl(fd, libc::F_GETFL),
+        )
+    };
+    stat_ok
+        && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+        && flags >= 0
+        && (flags & libc::O_ACCMODE) == mode
+}
+
+fn set_cloexec(fd: RawFd) {
+    // SAFETY: `fcntl` with `F_GETFD`/`F_SETFD` only changes this descriptor's flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// Without `PR_SET_PDEATHSIG`: exit once the parent is gone, even in a long task.
+#[cfg(not(target_os = "linux"))]
+fn watch_parent(parent_pid: u32) {
+    let _ = std::thread::Builder::new()
+        .name("parjob-parent-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                // SAFETY: `getppid` cannot fail.
+                if unsafe { libc::getppid() } as u32 != parent_pid {
+                    std::process::exit(0);
+                }
+            }
+        });
+}
+
+/// Writes raw bytes to the parent, bypassing framing: lets tests corrupt the stream.
+#[cfg(test)]
+pub(crate) fn write_raw_to_parent(bytes: &[u8]) -> bool {
+    OUTPUT
+        .get()
+        .is_some_and(|mut out| std::io::Write::write_all(&mut out, bytes).is_ok())
+}
