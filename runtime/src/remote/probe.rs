@@ -108,9 +108,20 @@ fn encode_vec<I: Serialize>(items: Vec<I>) -> Result<Vec<u8>, String> {
 }
 
 pub(crate) fn encode_one<I: Serialize>(item: I, out: &mut Vec<u8>) -> Result<(), String> {
-    let bytes = postcard::to_allocvec(&item).map_err(|e| e.to_string())?;
-    out.extend_from_slice(&bytes);
-    Ok(())
+    // Appends in place: one buffer for the whole batch, no allocation per input.
+    let len = out.len();
+    match postcard::to_extend(&item, std::mem::take(out)) {
+        Ok(buf) => {
+            *out = buf;
+            Ok(())
+        }
+        Err(e) => {
+            // `to_extend` consumed the buffer; the batch is abandoned anyway, but leave the
+            // caller a buffer of the length it had.
+            out.resize(len, 0);
+            Err(e.to_string())
+        }
+    }
 }
 
 impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
