@@ -4,11 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
-
 use crate::Error;
 use crate::backend::{Backend, Job, ParamValue, PoolRequest, RemoteJob, RemoteReply, Threading};
-use crate::process::{PoolConfig, PoolEvent, WorkerPool};
+use crate::process::{Events, PoolConfig, PoolEvent, WorkerPool};
 
 /// Runs tasks in worker processes: joblib's default backend, for work that must be isolated
 /// from the caller (a crash in a task cannot take the program down) or is not thread-safe.
@@ -75,35 +73,17 @@ impl Loky {
     }
 }
 
-/// Where the pools' events go: the replies of the batches in flight, by batch id.
-struct Router {
-    live: Mutex<HashMap<u64, (RemoteReply, Arc<WorkerPool>)>>,
-    events: Sender<PoolEvent>,
-}
+/// The replies of the batches in flight, by batch id, with the pool running each. Pools
+/// report a batch's events by calling [`route`] on the thread that talks to its worker.
+type Live = Mutex<HashMap<u64, (RemoteReply, Arc<WorkerPool>)>>;
 
-fn router() -> &'static Router {
-    static ROUTER: OnceLock<Router> = OnceLock::new();
-    ROUTER.get_or_init(|| {
-        let (events, rx) = crossbeam_channel::unbounded::<PoolEvent>();
-        let spawned = std::thread::Builder::new()
-            .name("parjob-loky-events".into())
-            .spawn(move || {
-                for event in rx {
-                    route(event);
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("parjob: cannot start the loky event thread: {e}");
-        }
-        Router {
-            live: Mutex::new(HashMap::new()),
-            events,
-        }
-    })
+fn live() -> &'static Live {
+    static LIVE: OnceLock<Live> = OnceLock::new();
+    LIVE.get_or_init(Default::default)
 }
 
 fn route(event: PoolEvent) {
-    let live = &router().live;
+    let live = live();
     match event {
         PoolEvent::Started { batch_id, task, at } => {
             let live = live.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,18 +138,21 @@ impl Backend for Loky {
             Err(e) => return job.finish(Err(e)),
         };
         let (batch, reply) = job.into_parts();
-        let router = router();
-        // Registered before the pool can answer: the router takes the lock to look it up.
-        let mut live = router.live.lock().unwrap_or_else(|e| e.into_inner());
-        let id = pool.submit(batch, reply.wants_task_starts(), router.events.clone());
-        live.insert(id, (reply, pool));
+        let id = WorkerPool::reserve_id();
+        let starts = reply.wants_task_starts();
+        // Registered before the pool can answer, which `route` looks up.
+        live()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (reply, Arc::clone(&pool)));
+        pool.submit_as(id, batch, starts, Events::Direct(route));
     }
 
     fn abort(&self, _request: PoolRequest) {
         // Kill the workers of every batch whose call gave up; their replies are dropped,
         // which the calls read as lost batches (they are failing already).
         let abandoned: Vec<(u64, RemoteReply, Arc<WorkerPool>)> = {
-            let mut live = router().live.lock().unwrap_or_else(|e| e.into_inner());
+            let mut live = live().lock().unwrap_or_else(|e| e.into_inner());
             let ids: Vec<u64> = live
                 .iter()
                 .filter(|(_, (reply, _))| reply.is_abandoned())

@@ -44,7 +44,7 @@ mod worker;
 use std::cell::Cell;
 
 #[cfg(unix)]
-pub(crate) use pool::{PoolConfig, PoolEvent, WorkerPool};
+pub(crate) use pool::{Events, PoolConfig, PoolEvent, WorkerPool};
 
 thread_local! {
     /// Called with a task's position in its batch just before the task runs, on the thread

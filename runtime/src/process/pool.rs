@@ -66,16 +66,34 @@ struct Job {
     report_starts: bool,
 }
 
+/// Where a pool sends a batch's events: a channel, or a function called on the worker's
+/// I/O thread (no thread hop: what the loky backend uses).
+pub(crate) enum Events {
+    Channel(Sender<PoolEvent>),
+    Direct(fn(PoolEvent)),
+}
+
+impl From<Sender<PoolEvent>> for Events {
+    fn from(tx: Sender<PoolEvent>) -> Self {
+        Events::Channel(tx)
+    }
+}
+
 /// Where a batch's events go.
 struct Reply {
     batch_id: u64,
-    events: Sender<PoolEvent>,
+    events: Events,
 }
 
 impl Reply {
     fn send(&self, event: PoolEvent) {
         // The caller may have given up on the batch; nobody to tell then.
-        let _ = self.events.send(event);
+        match &self.events {
+            Events::Channel(tx) => {
+                let _ = tx.send(event);
+            }
+            Events::Direct(f) => f(event),
+        }
     }
 
     fn fail(self, error: Error) {
@@ -198,20 +216,42 @@ impl WorkerPool {
         }
     }
 
+    /// A fresh batch id, for [`submit_as`](WorkerPool::submit_as). Ids are unique in the
+    /// process, not only in one pool: events of pools that replaced one another may meet.
+    pub(crate) fn reserve_id() -> u64 {
+        static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
+        NEXT_BATCH.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Queues `batch`; returns its id, which every event about it carries. Never blocks:
     /// the batch waits in the queue while every worker is busy.
+    #[cfg(test)]
     pub(crate) fn submit(
         &self,
         batch: RemoteBatch,
         report_starts: bool,
-        events: Sender<PoolEvent>,
+        events: impl Into<Events>,
     ) -> u64 {
-        // Ids are unique in the process, not only in this pool: events of pools that
-        // replaced one another may meet in one channel.
-        static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
-        let batch_id = NEXT_BATCH.fetch_add(1, Ordering::Relaxed);
+        let batch_id = Self::reserve_id();
+        self.submit_as(batch_id, batch, report_starts, events);
+        batch_id
+    }
+
+    /// [`submit`](WorkerPool::submit) under an id from [`reserve_id`](WorkerPool::reserve_id),
+    /// so that the caller can get ready for the batch's events first (they may be sent
+    /// before this returns, on this very thread if the pool is shut down).
+    pub(crate) fn submit_as(
+        &self,
+        batch_id: u64,
+        batch: RemoteBatch,
+        report_starts: bool,
+        events: impl Into<Events>,
+    ) {
         let job = Job {
-            reply: Reply { batch_id, events },
+            reply: Reply {
+                batch_id,
+                events: events.into(),
+            },
             batch,
             report_starts,
         };
@@ -222,7 +262,7 @@ impl WorkerPool {
                 index: None,
                 message: "the worker pool is shut down".into(),
             });
-            return batch_id;
+            return;
         }
         st.queue.push_back(job);
         if st.queue.len() <= st.idle {
@@ -230,7 +270,6 @@ impl WorkerPool {
         } else if st.live < st.target {
             spawn_thread(&self.shared, &mut st);
         }
-        batch_id
     }
 
     /// Gives up on these batches: queued ones are dropped, running ones have their worker
