@@ -137,6 +137,10 @@ struct Slot {
     batch: Option<u64>,
     /// `kill_busy` named its batch before it had a worker to kill.
     cancelled: bool,
+    /// `kill_busy` sent its worker `SIGKILL`. Sticky until the I/O thread has reaped that
+    /// worker: the batch may have completed just before the signal landed, and the next
+    /// batch must not be sent to a process about to die.
+    killed: bool,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -283,6 +287,7 @@ impl WorkerPool {
             if slot.batch.is_some_and(|b| batch_ids.contains(&b)) {
                 slot.cancelled = true;
                 if let Some(pid) = slot.pid {
+                    slot.killed = true;
                     // SAFETY: `kill` takes plain integers. The pid is our unreaped child:
                     // I/O threads clear it under this lock before reaping.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
@@ -371,6 +376,14 @@ impl Shared {
                 return Next::Tick;
             }
         }
+    }
+
+    /// Whether `kill_busy` killed this slot's worker since the last look; clears the mark.
+    fn take_killed(&self, slot: u64) -> bool {
+        self.lock()
+            .slots
+            .get_mut(&slot)
+            .is_some_and(|s| std::mem::take(&mut s.killed))
     }
 
     fn set_pid(&self, slot: u64, pid: Option<u32>) {
@@ -506,6 +519,14 @@ fn serve_slot(shared: &Shared, slot: u64) {
 }
 
 fn reap_if_exited(shared: &Shared, slot: u64, process: &mut Option<WorkerProcess>) {
+    if shared.take_killed(slot) {
+        // Killed by `kill_busy`: wait for it to be gone rather than race the signal.
+        shared.set_pid(slot, None);
+        if let Some(mut p) = process.take() {
+            let _ = p.kill_and_reap();
+        }
+        return;
+    }
     if let Some(p) = process.take_if(|p| p.has_exited()) {
         shared.set_pid(slot, None);
         let _ = p.reap();
