@@ -74,7 +74,10 @@ where
             Err(payload) => return failed(index, FailureKind::Panicked, panic_message(&*payload)),
         }
     }
-    match postcard::to_extend(&results, vec![DONE]) {
+    // Sized up front (see `encode_vec`): results of megabytes are common.
+    let mut out = Vec::with_capacity(size_of_val(results.as_slice()).saturating_add(16));
+    out.push(DONE);
+    match postcard::to_extend(&results, out) {
         Ok(out) => out,
         Err(e) => {
             // Find which result refused, for the error message.

@@ -104,7 +104,10 @@ impl<I, R> std::fmt::Debug for RemoteMap<I, R> {
 }
 
 fn encode_vec<I: Serialize>(items: Vec<I>) -> Result<Vec<u8>, String> {
-    postcard::to_allocvec(&items).map_err(|e| e.to_string())
+    // Sized up front from the items' in-memory size, a fair guess for postcard: growing a
+    // buffer of megabytes by doubling costs more than the encoding.
+    let guess = size_of_val(items.as_slice()).saturating_add(16);
+    postcard::to_extend(&items, Vec::with_capacity(guess)).map_err(|e| e.to_string())
 }
 
 pub(crate) fn encode_one<I: Serialize>(item: I, out: &mut Vec<u8>) -> Result<(), String> {
