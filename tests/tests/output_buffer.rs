@@ -104,3 +104,16 @@ fn panics_in_place_report_the_right_index() {
         );
     }
 }
+
+#[test]
+fn a_panic_mid_batch_drops_the_values_already_written_exactly_once() {
+    let live = Arc::new(AtomicIsize::new(0));
+    for at in [0usize, 1, 600, 9_999] {
+        let r = Parallel::new().n_jobs(2).map(0..10_000usize, |i| {
+            assert!(i != at, "at {i}");
+            Tracked::new(&live)
+        });
+        assert!(matches!(r, Err(Error::TaskPanicked { index, .. }) if index == at));
+        assert_eq!(live.load(Ordering::SeqCst), 0, "at={at}");
+    }
+}

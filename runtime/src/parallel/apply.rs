@@ -27,6 +27,41 @@ pub(crate) trait Apply<I> {
         }
         Ok(())
     }
+
+    /// Runs every remaining item, as [`apply_chunk`](Apply::apply_chunk) does.
+    #[inline]
+    fn apply_rest(
+        &self,
+        items: std::vec::IntoIter<I>,
+        out: &mut Vec<Self::Out>,
+    ) -> Result<(), TaskError> {
+        for item in items {
+            out.push(self.apply(item)?);
+        }
+        Ok(())
+    }
+
+    /// Runs `items`, writing the results to `dest` one after another;
+    /// `written` counts the values written, also when a task fails or panics.
+    ///
+    /// # Safety
+    ///
+    /// `dest` must have room for every item.
+    #[inline]
+    unsafe fn apply_into(
+        &self,
+        items: impl Iterator<Item = I>,
+        dest: *mut Self::Out,
+        written: &mut usize,
+    ) -> Result<(), TaskError> {
+        for item in items {
+            let r = self.apply(item)?;
+            // SAFETY: the caller gives room for every item.
+            unsafe { dest.add(*written).write(r) };
+            *written += 1;
+        }
+        Ok(())
+    }
 }
 
 /// `map`: a function of the item.
@@ -47,6 +82,29 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for MapFn<F> {
         out: &mut Vec<R>,
     ) -> Result<(), TaskError> {
         out.extend(items.by_ref().take(n).map(&self.0));
+        Ok(())
+    }
+
+    #[inline]
+    fn apply_rest(&self, items: std::vec::IntoIter<I>, out: &mut Vec<R>) -> Result<(), TaskError> {
+        // By value: a plain `Vec` iterator mapped into a `Vec` is one tight loop.
+        out.extend(items.map(&self.0));
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn apply_into(
+        &self,
+        items: impl Iterator<Item = I>,
+        dest: *mut R,
+        written: &mut usize,
+    ) -> Result<(), TaskError> {
+        for item in items {
+            let r = (self.0)(item);
+            // SAFETY: the caller gives room for every item.
+            unsafe { dest.add(*written).write(r) };
+            *written += 1;
+        }
         Ok(())
     }
 }
@@ -166,6 +224,13 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
         out: &mut Vec<R>,
     ) -> Result<(), TaskError> {
         out.extend(items.by_ref().take(n).map(&self.f));
+        Ok(())
+    }
+
+    #[inline]
+    fn apply_rest(&self, items: std::vec::IntoIter<I>, out: &mut Vec<R>) -> Result<(), TaskError> {
+        // By value: a plain `Vec` iterator mapped into a `Vec` is one tight loop.
+        out.extend(items.map(&self.f));
         Ok(())
     }
 }

@@ -609,8 +609,11 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
     }
 }
 
-/// Tasks run between two looks at the abort flag, without per-task clocks.
-const CHUNK: usize = 256;
+/// A chunk of tasks that took less than this grows (see `BatchWork::run`).
+const QUICK_CHUNK: Duration = Duration::from_micros(100);
+
+/// A chunk of tasks that took more than this shrinks.
+const SLOW_CHUNK: Duration = Duration::from_millis(1);
 
 /// Reports a batch's outcome; if the batch is dropped unreported, says so.
 struct Report<R> {
@@ -663,25 +666,55 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
         } = self;
         let started = Instant::now();
         let len = items.len();
-        let mut results = Vec::with_capacity(if dest.is_some() { CHUNK.min(len) } else { len });
+        let mut results = Vec::with_capacity(len);
         // Results already moved into `dest`.
         let mut written = 0;
+        // Written straight to `dest` by the chunk running now (added to `written` after it).
+        let mut written_now = 0usize;
         let outcome = {
             let _scope = scope::Installed::new(nested);
             catch_unwind(AssertUnwindSafe(|| {
                 let mut items = items.into_iter();
+                let mut chunk = 1usize;
                 match &clock {
-                    // Without per-task clocks, tasks run in chunks: the abort flag is read
-                    // once per chunk, and a plain map's chunk is one tight loop.
+                    // Without per-task clocks, tasks run in chunks between two looks at the
+                    // abort flag. Chunks grow while they are quick, so slow tasks are checked
+                    // one by one and cheap ones end in one tight loop over the rest.
                     None => loop {
                         if abort.load(Ordering::Relaxed) {
                             return Ok(false);
                         }
-                        let n = items.len().min(CHUNK);
-                        if n == 0 {
+                        let left = items.len();
+                        if left == 0 {
                             return Ok(true);
                         }
-                        let failed = apply.apply_chunk(&mut items, n, &mut results);
+                        let chunk_started = Instant::now();
+                        let failed = match (dest, chunk >= left) {
+                            // SAFETY (both `Some` arms): the batch's range has room for all
+                            // its tasks, and the first `written` of them are filled.
+                            (Some(d), true) => {
+                                let rest = std::mem::replace(&mut items, Vec::new().into_iter());
+                                unsafe {
+                                    apply.apply_into(rest, d.0.add(written), &mut written_now)
+                                }
+                            }
+                            (Some(d), false) => unsafe {
+                                let chunk = items.by_ref().take(chunk);
+                                apply.apply_into(chunk, d.0.add(written), &mut written_now)
+                            },
+                            (None, true) => {
+                                let rest = std::mem::replace(&mut items, Vec::new().into_iter());
+                                apply.apply_rest(rest, &mut results)
+                            }
+                            (None, false) => apply.apply_chunk(&mut items, chunk, &mut results),
+                        };
+                        written += std::mem::take(&mut written_now);
+                        let took = chunk_started.elapsed();
+                        if took < QUICK_CHUNK {
+                            chunk = chunk.saturating_mul(4);
+                        } else if took > SLOW_CHUNK {
+                            chunk = (chunk / 2).max(1);
+                        }
                         if let Some(d) = dest {
                             // SAFETY: `written + results.len()` stays within the batch's range
                             // of the buffer; the moved values are forgotten by `set_len(0)`.
@@ -719,7 +752,9 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
                 }
             }))
         };
-        // Every task before the one that panicked pushed its result.
+        // A panic may have left values written straight to `dest` uncounted.
+        written += written_now;
+        // Every task before the one that panicked pushed or wrote its result.
         let index = first + written + results.len();
         if let Some(d) = dest {
             match outcome {
