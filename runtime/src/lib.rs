@@ -23,11 +23,35 @@
 //!
 //! - [`Parallel`] configures one call: `map` a function over items, `run` tasks, their
 //!   fallible `try_*` forms, and streaming forms that yield results as they come.
-//! - [`parallel_backend`](fn@parallel_backend) and [`parallel_config`] make [`BackendScope`]s: thread-local
-//!   settings (backend, `n_jobs`, verbosity, hints) that every call inside inherits.
-//! - A [`Backend`] runs batches of tasks. Built in: [`backend::Sequential`] and
-//!   [`backend::Threading`] (rayon thread pools, the default). Register your own with
+//! - [`parallel_backend`](fn@parallel_backend) and [`parallel_config`] make
+//!   [`BackendScope`]s: thread-local settings (backend, `n_jobs`, verbosity, hints) that
+//!   every call inside inherits.
+//! - The macros [`parallel!`](parallel), [`delayed!`](delayed) and
+//!   [`#[parallel_backend]`](macro@parallel_backend) write the same with joblib's look, and
+//!   check at compile time what can be checked then.
+//! - A [`Backend`] runs batches of tasks. Built in: [`backend::Sequential`],
+//!   [`backend::Threading`] (rayon thread pools, the default) and, on Unix,
+//!   `backend::Loky` (worker processes of this same binary). Register your own with
 //!   [`register_parallel_backend`].
+//!
+//! ```
+//! use parjob::{delayed, parallel, parallel_backend, Parallel};
+//!
+//! fn neg(x: i64) -> i64 {
+//!     -x
+//! }
+//!
+//! // Every parallel call in this function runs on 4 threads, chosen at compile time.
+//! #[parallel_backend("threading", n_jobs = 4)]
+//! fn negate_all(xs: &[i64]) -> Result<Vec<i64>, parjob::Error> {
+//!     parallel!(neg(x) for x in xs.iter().copied())
+//! }
+//!
+//! assert_eq!(parallel!(neg(i + 1) for i in 0..5)?, [-1, -2, -3, -4, -5]);
+//! assert_eq!(Parallel::new().run((0..3).map(|i| delayed!(neg(i))))?, [0, -1, -2]);
+//! assert_eq!(negate_all(&[1, 2])?, [-1, -2]);
+//! # Ok::<(), parjob::Error>(())
+//! ```
 //!
 //! ## Defaults
 //!
