@@ -211,6 +211,11 @@ impl WorkerPool {
     /// Changes the worker count and idle timeout; surplus workers exit when idle.
     pub(crate) fn resize(&self, workers: usize, idle_timeout: Duration) {
         let mut st = self.shared.lock();
+        if st.target == workers.max(1) && st.idle_timeout == idle_timeout {
+            // Every batch asks; waking every idle I/O thread each time would cost more
+            // than the batch.
+            return;
+        }
         st.target = workers.max(1);
         st.idle_timeout = idle_timeout;
         self.shared.wake.notify_all();
