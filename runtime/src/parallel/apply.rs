@@ -203,9 +203,9 @@ where
 {
 }
 
-/// `map` with a remote form found by the macros' probe.
+/// `map` with a remote form found by the macros' probe; on threads it is a plain `map`.
 pub(crate) struct RemoteMapFn<F, I, R> {
-    pub(crate) f: F,
+    pub(crate) map: MapFn<F>,
     pub(crate) remote: Option<RemoteMap<I, R>>,
 }
 
@@ -213,7 +213,7 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
     type Out = R;
     #[inline]
     fn apply(&self, item: I) -> Result<R, TaskError> {
-        Ok((self.f)(item))
+        self.map.apply(item)
     }
 
     #[inline]
@@ -223,15 +223,23 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
         n: usize,
         out: &mut Vec<R>,
     ) -> Result<(), TaskError> {
-        out.extend(items.by_ref().take(n).map(&self.f));
-        Ok(())
+        self.map.apply_chunk(items, n, out)
     }
 
     #[inline]
     fn apply_rest(&self, items: std::vec::IntoIter<I>, out: &mut Vec<R>) -> Result<(), TaskError> {
-        // By value: a plain `Vec` iterator mapped into a `Vec` is one tight loop.
-        out.extend(items.map(&self.f));
-        Ok(())
+        self.map.apply_rest(items, out)
+    }
+
+    #[inline]
+    unsafe fn apply_into(
+        &self,
+        items: impl Iterator<Item = I>,
+        dest: *mut R,
+        written: &mut usize,
+    ) -> Result<(), TaskError> {
+        // SAFETY: the caller's guarantee, passed on.
+        unsafe { self.map.apply_into(items, dest, written) }
     }
 }
 

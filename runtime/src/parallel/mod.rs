@@ -525,7 +525,13 @@ impl Parallel {
         F: Fn(It::Item) -> R + Sync,
         R: Send,
     {
-        self.collect_scoped(items.into_iter(), &RemoteMapFn { f, remote })
+        self.collect_scoped(
+            items.into_iter(),
+            &RemoteMapFn {
+                map: MapFn(f),
+                remote,
+            },
+        )
     }
 
     fn collect_scoped<It: Iterator, A: Remote<It::Item> + Sync>(
