@@ -224,7 +224,7 @@ fn comprehension_call(
                 use ::parjob::__private::{ViaSerde as _, ViaShared as _};
                 #[allow(clippy::needless_borrow)]
                 let #remote = (&::parjob::__private::PointerProbe(#body_fn)).remote_map();
-                ::parjob::__private::comprehension_job(#items, #body_fn).run(#builder, #remote)
+                ::parjob::__private::comprehension_job(#items, #body_fn).run(#builder, #remote, ::core::option::Option::None)
             })
         }
         Some(backend) if !backend.runs_in_processes => {
@@ -234,14 +234,20 @@ fn comprehension_call(
             let check_results = backend.map(|_| {
                 quote_spanned!(expr.span()=> ::parjob::__private::require_transferable_results(&#job.body_ref());)
             });
+            let results = hidden("__parjob_results");
             quote!({
                 #[allow(unused_imports)]
-                use ::parjob::__private::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+                use ::parjob::__private::{
+                    ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _,
+                    ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _
+                };
                 let #job = ::parjob::__private::comprehension_job(#iter, |#pat| #body);
                 #check_results
                 #[allow(clippy::needless_borrow)]
                 let #remote = (&&&&#job.probe()).remote_map();
-                #job.run(#builder, #remote)
+                #[allow(clippy::needless_borrow)]
+                let #results = (&&&#job.probe()).result_codec();
+                #job.run(#builder, #remote, #results)
             })
         }
     }

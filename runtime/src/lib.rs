@@ -82,7 +82,9 @@ mod scope;
 #[doc(inline)]
 pub use parjob_macros::{delayed, parallel, parallel_backend};
 
-pub use backend::{Backend, Job, NestedScope, ParamValue, PoolRequest, RemoteJob};
+pub use backend::{
+    Backend, ForkJob, ForkWork, Job, NestedScope, ParamValue, PoolRequest, RemoteJob, RemoteReply,
+};
 pub use cpu::cpu_count;
 pub use error::Error;
 #[doc(hidden)]
@@ -123,8 +125,8 @@ pub mod __private {
     }
 
     pub use crate::remote::{
-        Filtered, Plain, RemoteMap, RemoteProbe, Transferable, ViaRefItem, ViaRefResult, ViaSerde,
-        ViaShared,
+        Filtered, Plain, RemoteMap, RemoteProbe, ResultCodec, ResultsLocal, ResultsViaRef,
+        ResultsViaSerde, Transferable, ViaRefItem, ViaRefResult, ViaSerde, ViaShared,
     };
 
     /// `parallel!(EXPR for PAT in ITER [if COND])` without a remote form: the body returns
@@ -182,11 +184,13 @@ pub mod __private {
             RemoteProbe::filtered(&self.body)
         }
 
-        /// Runs the comprehension; `remote` lets a process backend take it.
+        /// Runs the comprehension; `remote` lets a process backend take it, `results` lets
+        /// a forking one (the body may then capture anything).
         pub fn run(
             self,
             parallel: Parallel,
             remote: Option<RemoteMap<It::Item, Option<R>>>,
+            results: Option<ResultCodec<Option<R>>>,
         ) -> Result<Vec<R>, Error>
         where
             It::Item: Send,
@@ -194,7 +198,7 @@ pub mod __private {
             F: Sync,
         {
             Ok(parallel
-                .map_maybe_remote(self.items, self.body, remote)?
+                .map_maybe_remote(self.items, self.body, remote, results)?
                 .into_iter()
                 .flatten()
                 .collect())

@@ -28,10 +28,11 @@ fn comprehension_without_header_probes_whether_tasks_can_travel() {
     assert_eq!(
         parallel("neg(x) for x in xs"),
         expected(
-            r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+            r#"{ #[allow(unused_imports)] use P::{ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _, ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
    let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(neg(x)));
    #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
-   __parjob_job.run(P::Parallel::new(), __parjob_remote) }"#
+   #[allow(clippy::needless_borrow)] let __parjob_results = (&&&__parjob_job.probe()).result_codec();
+   __parjob_job.run(P::Parallel::new(), __parjob_remote, __parjob_results) }"#
         )
     );
 }
@@ -60,11 +61,12 @@ fn comprehension_header_keeps_explicit_n_jobs_and_runtime_backends() {
     assert_eq!(
         parallel(r#"backend, n_jobs = 2, colour = "blue", prefer = "processes"; x for x in xs"#),
         expected(
-            r#"{ #[allow(unused_imports)] use P::{ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
+            r#"{ #[allow(unused_imports)] use P::{ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _, ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
    let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(x));
    #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
+   #[allow(clippy::needless_borrow)] let __parjob_results = (&&&__parjob_job.probe()).result_codec();
    __parjob_job.run(P::Parallel::new().backend(P::BackendSpec::from(backend)).n_jobs(2)
-                    .param("colour", "blue").prefer(P::Prefer::Processes), __parjob_remote) }"#
+                    .param("colour", "blue").prefer(P::Prefer::Processes), __parjob_remote, __parjob_results) }"#
         )
     );
 }
@@ -94,7 +96,7 @@ fn a_process_backend_named_at_compile_time_requires_a_remote_body() {
                  #[allow(unused_imports)] use P::{ViaSerde as _, ViaShared as _};
                  #[allow(clippy::needless_borrow)]
                  let __parjob_remote = (&P::PointerProbe(__parjob_body)).remote_map();
-                 P::comprehension_job(__parjob_items, __parjob_body).run(P::Parallel::new(), __parjob_remote) }"#
+                 P::comprehension_job(__parjob_items, __parjob_body).run(P::Parallel::new(), __parjob_remote, ::core::option::Option::None) }"#
         )
     );
 }

@@ -7,6 +7,8 @@
 
 #[cfg(unix)]
 mod loky;
+#[cfg(unix)]
+mod multiprocessing;
 mod sequential;
 mod threading;
 
@@ -15,6 +17,8 @@ use std::sync::{Arc, OnceLock};
 
 #[cfg(unix)]
 pub use loky::Loky;
+#[cfg(unix)]
+pub use multiprocessing::Multiprocessing;
 pub use sequential::Sequential;
 pub use threading::Threading;
 
@@ -103,9 +107,18 @@ pub(crate) trait RemoteSink: Send {
     fn started(&self, task: usize, at: std::time::Instant);
     fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>);
     fn abandoned(&self) -> bool;
+    /// The flag behind [`abandoned`](RemoteSink::abandoned), for a backend that checks it
+    /// after giving the reply away.
+    fn abandon_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
 }
 
 impl RemoteReply {
+    pub(crate) fn new(wants_starts: bool, sink: Box<dyn RemoteSink>) -> Self {
+        RemoteReply { wants_starts, sink }
+    }
+
     /// Whether the call measures each task's own duration (it has a timeout).
     pub fn wants_task_starts(&self) -> bool {
         self.wants_starts
@@ -130,6 +143,11 @@ impl RemoteReply {
     /// stream): a backend may then kill the worker running it.
     pub fn is_abandoned(&self) -> bool {
         self.sink.abandoned()
+    }
+
+    /// The flag [`is_abandoned`](RemoteReply::is_abandoned) reads, if it is one.
+    pub(crate) fn abandon_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.sink.abandon_flag()
     }
 }
 
@@ -191,6 +209,65 @@ impl fmt::Debug for RemoteJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteJob")
             .field("batch", &self.batch)
+            .field("reply", &self.reply)
+            .finish()
+    }
+}
+
+/// A batch bound for a forked copy of this process: the work to run there, and where its
+/// outcome goes.
+///
+/// A forking backend forks, runs [`work`](ForkJob::into_parts) in the child, sends the bytes
+/// it returns back to the parent, and hands them to [`RemoteReply::finish`]. The child sees
+/// the caller's memory as it was at the fork, so the batch's tasks may capture anything;
+/// only their results are encoded.
+pub struct ForkJob {
+    work: ForkWork,
+    reply: RemoteReply,
+}
+
+/// The part of a [`ForkJob`] that runs in the child.
+pub struct ForkWork(ForkFn);
+
+/// A batch's work in a child: given the task-start hook, returns the encoded outcome.
+pub(crate) type ForkFn = Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send>;
+
+impl ForkWork {
+    pub(crate) fn new(work: ForkFn) -> Self {
+        ForkWork(work)
+    }
+
+    /// Runs the batch and returns its encoded outcome, for [`RemoteReply::finish`]. With
+    /// `on_start`, it is called with each task's position in the batch before the task
+    /// runs (per-task timeouts). Task panics are caught and reported in the outcome.
+    ///
+    /// Meant for a forked child; in the parent it would run the tasks there.
+    pub fn run(self, on_start: Option<fn(usize)>) -> Vec<u8> {
+        (self.0)(on_start)
+    }
+}
+
+impl fmt::Debug for ForkWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForkWork")
+    }
+}
+
+impl ForkJob {
+    pub(crate) fn new(work: ForkWork, reply: RemoteReply) -> Self {
+        ForkJob { work, reply }
+    }
+
+    /// The work, to run in the child, and where its events go. In the parent, drop the
+    /// work before finishing the reply: it may borrow from the caller.
+    pub fn into_parts(self) -> (ForkWork, RemoteReply) {
+        (self.work, self.reply)
+    }
+}
+
+impl fmt::Debug for ForkJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForkJob")
             .field("reply", &self.reply)
             .finish()
     }
@@ -385,6 +462,27 @@ pub trait Backend: Send + Sync + 'static {
                 "backend `{}` cannot run tasks in other processes",
                 self.name()
             ),
+        }));
+    }
+
+    /// Whether the backend runs batches in forked copies of this process: then
+    /// [`spawn_forked`](Backend::spawn_forked) receives the batches of tasks whose results
+    /// implement serde's traits (or that can travel whole) instead of
+    /// [`spawn_remote`](Backend::spawn_remote). Needs
+    /// [`supports_shared_memory`](Backend::supports_shared_memory) `false`. Default `false`.
+    fn forks(&self) -> bool {
+        false
+    }
+
+    /// Runs a batch in a forked child (see [`forks`](Backend::forks)). The default reports
+    /// that the backend cannot.
+    fn spawn_forked(&self, request: PoolRequest, job: ForkJob) {
+        let _ = request;
+        let (work, reply) = job.into_parts();
+        drop(work);
+        reply.finish(Err(Error::Transport {
+            index: None,
+            message: format!("backend `{}` cannot fork", self.name()),
         }));
     }
 

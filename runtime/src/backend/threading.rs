@@ -40,8 +40,18 @@ impl Threading {
 
 type PoolKey = (usize, usize);
 
-fn pools() -> &'static Mutex<HashMap<PoolKey, Arc<rayon::ThreadPool>>> {
-    static POOLS: OnceLock<Mutex<HashMap<PoolKey, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+type Pools = Mutex<HashMap<PoolKey, Arc<rayon::ThreadPool>>>;
+
+fn pools() -> &'static Pools {
+    static POOLS: OnceLock<Pools> = OnceLock::new();
+    // A child forked by the `multiprocessing` backend has none of its parent's threads, so
+    // the parent's pools would never run a job there (and their lock may be held): it
+    // keeps pools of its own, in a map the parent never touched.
+    #[cfg(unix)]
+    if crate::process::fork::in_forked_child() {
+        static FORKED: OnceLock<Pools> = OnceLock::new();
+        return FORKED.get_or_init(Default::default);
+    }
     POOLS.get_or_init(Default::default)
 }
 

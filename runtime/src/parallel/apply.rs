@@ -5,7 +5,7 @@ use super::task::Task;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
-use crate::remote::{ErasedDecode, Outcome, RemoteBatch, RemoteForm, RemoteMap};
+use crate::remote::{ErasedDecode, Outcome, RemoteBatch, RemoteForm, RemoteMap, ResultCodec};
 
 pub(crate) type TaskError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -193,6 +193,11 @@ pub(crate) trait Remote<I>: Apply<I> {
     fn encode(&self, items: Vec<I>) -> Encoded<I, Self::Out> {
         Encoded::Local(items)
     }
+
+    /// How results alone travel back from a forked child, which has the inputs already.
+    fn fork_codec(&self) -> Option<ResultCodec<Self::Out>> {
+        None
+    }
 }
 
 impl<I, R: Send, F: Fn(I) -> R> Remote<I> for MapFn<F> {}
@@ -207,6 +212,8 @@ where
 pub(crate) struct RemoteMapFn<F, I, R> {
     pub(crate) map: MapFn<F>,
     pub(crate) remote: Option<RemoteMap<I, R>>,
+    /// Set when the results implement serde's traits, whatever the inputs and the closure.
+    pub(crate) results: Option<ResultCodec<R>>,
 }
 
 impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
@@ -255,6 +262,10 @@ impl<I, R: Send, F: Fn(I) -> R> Remote<I> for RemoteMapFn<F, I, R> {
                 Err(e) => Encoded::Unencodable(e),
             },
         }
+    }
+
+    fn fork_codec(&self) -> Option<ResultCodec<R>> {
+        self.results.or(self.remote.map(|m| m.results()))
     }
 }
 

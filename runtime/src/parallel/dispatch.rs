@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::apply::{Encoded, Remote};
-use super::job::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report};
+use super::apply::{Encoded, Remote, RemoteDecoder};
+use super::job::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, run_forked};
 use super::plan::Plan;
 use super::progress::Reporter;
 use crate::Error;
-use crate::backend::{Backend, Job, RemoteJob, RemoteSink, Threading};
+use crate::backend::{
+    Backend, ForkJob, ForkWork, Job, RemoteJob, RemoteReply, RemoteSink, Threading,
+};
 
 struct InFlight {
     first: usize,
@@ -81,6 +83,8 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     fell_back: bool,
     /// The output buffer batches on threads write into, for tasks `0..exact_len`.
     dest: Option<Dest<A::Out>>,
+    /// The scope of forked children (see `fork_nested`), made at the first fork.
+    fork_nested: Option<Arc<crate::scope::Frame>>,
     _borrows: PhantomData<&'a A>,
 }
 
@@ -152,6 +156,7 @@ where
             aborted_backend: false,
             fell_back: false,
             dest: None,
+            fork_nested: None,
             _borrows: PhantomData,
         })
     }
@@ -228,6 +233,15 @@ where
             tx: self.tx.clone(),
         };
         let mut items = items;
+        if self.plan.backend.forks() && !self.plan.backend.supports_shared_memory() {
+            match self.spawn_forked(items, first, clock, report) {
+                Ok(()) => return,
+                Err((back, clock, report)) => {
+                    self.warn_fallback();
+                    return self.spawn_local(back, first, clock, report);
+                }
+            }
+        }
         if !self.plan.backend.supports_shared_memory() {
             match self.apply.encode(items) {
                 Encoded::Remote { batch, decode } => {
@@ -263,18 +277,113 @@ where
                     return;
                 }
                 Encoded::Local(back) => {
-                    if !self.fell_back {
-                        self.fell_back = true;
-                        tracing::warn!(
-                            "parjob: backend `{}` runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde); running them on threads",
-                            self.plan.backend.name()
-                        );
-                    }
+                    self.warn_fallback();
                     items = back;
                 }
             }
         }
         self.spawn_local(items, first, clock, report);
+    }
+
+    fn warn_fallback(&mut self) {
+        if !self.fell_back {
+            self.fell_back = true;
+            if self.plan.backend.forks() {
+                tracing::warn!(
+                    "parjob: backend `{}` runs tasks in forked processes, but the results of these tasks cannot come back from one (their type lacks serde, or is a reference); running them on threads",
+                    self.plan.backend.name()
+                );
+            } else {
+                tracing::warn!(
+                    "parjob: backend `{}` runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde); running them on threads",
+                    self.plan.backend.name()
+                );
+            }
+        }
+    }
+
+    /// Hands a batch to a forking backend: run in the child as it is, with the results
+    /// encoded (or, for tasks without a result codec that can travel whole, encoded and run
+    /// as a worker would). Gives the batch back when it can do neither.
+    #[allow(clippy::type_complexity)]
+    fn spawn_forked(
+        &mut self,
+        items: Vec<It::Item>,
+        first: usize,
+        clock: Option<Arc<Clock>>,
+        report: Report<A::Out>,
+    ) -> Result<(), (Vec<It::Item>, Option<Arc<Clock>>, Report<A::Out>)> {
+        let nested = self.fork_nested();
+        let (work, decode): (Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send + 'a>, _) =
+            match self.apply.fork_codec() {
+                Some(codec) => {
+                    let apply = self.apply.clone();
+                    let work = move |on_start: Option<fn(usize)>| {
+                        run_forked(items, &*apply, nested, codec, on_start)
+                    };
+                    (Box::new(work), RemoteDecoder::Typed(codec.decoder()))
+                }
+                None => match self.apply.encode(items) {
+                    Encoded::Remote { batch, decode } => {
+                        let work = move |on_start: Option<fn(usize)>| {
+                            let _scope = crate::scope::Installed::new(nested);
+                            let previous = crate::process::set_task_start_hook(on_start);
+                            // SAFETY: the batch was made in this process (the child is a
+                            // fork of the process that encoded it).
+                            let out = unsafe { batch.execute() };
+                            crate::process::set_task_start_hook(previous);
+                            out
+                        };
+                        (Box::new(work), decode)
+                    }
+                    Encoded::Unencodable(message) => {
+                        report.send(Message::Failed {
+                            error: Error::Transport {
+                                index: Some(first),
+                                message: format!(
+                                    "cannot encode a task for a worker process: {message}"
+                                ),
+                            },
+                        });
+                        return Ok(());
+                    }
+                    Encoded::Local(back) => return Err((back, clock, report)),
+                },
+            };
+        // SAFETY: as for the jobs in `spawn_local`: the work and the sink live at most until
+        // the dispatcher's `drop` has seen every sender go (the sink holds one, and the
+        // backend drops the work before it finishes the reply), or `'a` is `'static`.
+        let work: crate::backend::ForkFn = unsafe { std::mem::transmute(work) };
+        let sink: Box<dyn RemoteSink + 'a> = Box::new(RemoteBatchSink {
+            first,
+            clock,
+            decode,
+            report,
+            sent: Instant::now(),
+            abort: Arc::clone(&self.abort),
+        });
+        // SAFETY: as above.
+        let sink: Box<dyn RemoteSink> = unsafe { std::mem::transmute(sink) };
+        let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
+        let job = ForkJob::new(ForkWork::new(work), reply);
+        self.plan.backend.spawn_forked(self.plan.request(), job);
+        Ok(())
+    }
+
+    /// The scope forked children install: the call's nested scope, with nested calls given
+    /// `cpu_count / n_jobs` threads unless `inner_max_num_threads` says otherwise.
+    fn fork_nested(&mut self) -> Arc<crate::scope::Frame> {
+        if let Some(frame) = &self.fork_nested {
+            return Arc::clone(frame);
+        }
+        let mut frame = (*self.plan.nested).clone();
+        if frame.n_jobs.is_none() {
+            let inner = (crate::cpu_count() / self.plan.workers.max(1)).max(1);
+            frame.n_jobs = Some(i32::try_from(inner).unwrap_or(i32::MAX));
+        }
+        let frame = Arc::new(frame);
+        self.fork_nested = Some(Arc::clone(&frame));
+        frame
     }
 
     fn spawn_local(

@@ -14,6 +14,7 @@ use super::apply::{Apply, RemoteDecoder};
 use crate::Error;
 use crate::backend::RemoteSink;
 use crate::error::panic_message;
+use crate::remote::{FailureKind, ResultCodec, failed};
 use crate::scope;
 
 /// What a batch reports back. Every batch sends exactly one, unless the call was aborted.
@@ -85,6 +86,10 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
         self.abort.load(Ordering::Relaxed)
     }
 
+    fn abandon_flag(&self) -> Option<Arc<AtomicBool>> {
+        Some(Arc::clone(&self.abort))
+    }
+
     fn started(&self, task: usize, at: Instant) {
         if let Some(c) = &self.clock {
             c.start_at(self.first + task, at);
@@ -118,6 +123,10 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
                             crate::remote::FailureKind::Panicked => Error::TaskPanicked {
                                 index,
                                 message: failure.message,
+                            },
+                            crate::remote::FailureKind::Failed => Error::TaskFailed {
+                                index,
+                                source: failure.message.into(),
                             },
                             _ => Error::Transport {
                                 index: Some(index),
@@ -358,5 +367,37 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
                 report.tx = None;
             }
         }
+    }
+}
+
+/// Runs a batch in a forked child and encodes its outcome: the results through `codec`, or
+/// the first failure. `on_start` reports each task's start (per-task timeouts).
+pub(super) fn run_forked<I, A: Apply<I>>(
+    items: Vec<I>,
+    apply: &A,
+    nested: Arc<scope::Frame>,
+    codec: ResultCodec<A::Out>,
+    on_start: Option<fn(usize)>,
+) -> Vec<u8> {
+    let _scope = scope::Installed::new(nested);
+    let mut results = Vec::with_capacity(items.len());
+    let outcome = catch_unwind(AssertUnwindSafe(|| match on_start {
+        None => apply.apply_rest(items.into_iter(), &mut results),
+        Some(hook) => {
+            for (index, item) in items.into_iter().enumerate() {
+                hook(index);
+                results.push(apply.apply(item)?);
+            }
+            Ok(())
+        }
+    }));
+    match outcome {
+        Ok(Ok(())) => codec.encode(results),
+        Ok(Err(source)) => failed(results.len(), FailureKind::Failed, source.to_string()),
+        Err(payload) => failed(
+            results.len(),
+            FailureKind::Panicked,
+            panic_message(&*payload),
+        ),
     }
 }

@@ -518,6 +518,7 @@ impl Parallel {
         items: It,
         f: F,
         remote: Option<crate::remote::RemoteMap<It::Item, R>>,
+        results: Option<crate::remote::ResultCodec<R>>,
     ) -> Result<Vec<R>, Error>
     where
         It: IntoIterator,
@@ -530,6 +531,7 @@ impl Parallel {
             &RemoteMapFn {
                 map: MapFn(f),
                 remote,
+                results,
             },
         )
     }

@@ -33,6 +33,8 @@ mod bootstrap;
 #[cfg(unix)]
 mod child;
 #[cfg(unix)]
+pub(crate) mod fork;
+#[cfg(unix)]
 mod pool;
 #[cfg(all(unix, test))]
 mod tests;

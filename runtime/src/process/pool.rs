@@ -195,6 +195,12 @@ impl WorkerPool {
     ///
     /// As [`new`](WorkerPool::new).
     pub(crate) fn global(config: &PoolConfig) -> Result<Arc<WorkerPool>, Error> {
+        if super::fork::in_forked_child() {
+            // The pool's threads stayed in the parent.
+            return Err(Error::config(
+                "the `loky` backend cannot be used inside a task of the `multiprocessing` backend (a forked child); use threads there",
+            ));
+        }
         static GLOBAL: Mutex<Option<Arc<WorkerPool>>> = Mutex::new(None);
         let mut global = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pool) = &*global

@@ -28,6 +28,11 @@ fn registry() -> &'static RwLock<Registry> {
             "loky".into(),
             Arc::new(|| Box::new(crate::backend::Loky::new())),
         );
+        #[cfg(unix)]
+        factories.insert(
+            "multiprocessing".into(),
+            Arc::new(|| Box::new(crate::backend::Multiprocessing::new())),
+        );
         RwLock::new(Registry {
             factories,
             default: "threading".into(),

@@ -35,6 +35,9 @@ pub(crate) enum FailureKind {
     Decode,
     /// A result could not be encoded in the worker.
     Encode,
+    /// The task returned an error (`try_map` in a forked child); the message is its
+    /// `Display`.
+    Failed,
 }
 
 const DONE: u8 = 0;
@@ -74,6 +77,11 @@ where
             Err(payload) => return failed(index, FailureKind::Panicked, panic_message(&*payload)),
         }
     }
+    encode_done(results)
+}
+
+/// Encodes a batch's results as a worker sends them back.
+pub(crate) fn encode_done<R: Serialize>(results: Vec<R>) -> Vec<u8> {
     // Sized up front (see `encode_vec`): results of megabytes are common.
     let mut out = Vec::with_capacity(size_of_val(results.as_slice()).saturating_add(16));
     out.push(DONE);

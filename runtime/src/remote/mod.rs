@@ -16,11 +16,11 @@ mod probe;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use entry::{EntryFn, FailureKind};
+pub(crate) use entry::{EntryFn, FailureKind, failed};
 pub(crate) use probe::{ErasedDecode, Outcome};
 pub use probe::{
-    Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, Shape, Transferable, ViaRefItem,
-    ViaRefResult, ViaSerde, ViaShared,
+    Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, ResultCodec, ResultsLocal, ResultsViaRef,
+    ResultsViaSerde, Shape, Transferable, ViaRefItem, ViaRefResult, ViaSerde, ViaShared,
 };
 
 /// Identity of a function of this binary, valid in every process running the same binary.

@@ -27,6 +27,7 @@ pub struct RemoteMap<I, R> {
     encode_one: fn(I, &mut Vec<u8>) -> Result<(), String>,
     decode: fn(&[u8]) -> Outcome<R>,
     decode_erased: ErasedDecode,
+    encode_results: fn(Vec<R>) -> Vec<u8>,
 }
 
 /// What a worker needs to know about a batch, without its types: which entry runs it and
@@ -139,6 +140,7 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
             encode_one: encode_one::<I>,
             decode: decode_typed::<R>,
             decode_erased: decode_into::<R>,
+            encode_results: entry::encode_done::<R>,
         }
     }
 
@@ -153,6 +155,7 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
             encode_one: encode_one::<I>,
             decode: decode_typed::<R>,
             decode_erased: decode_into::<R>,
+            encode_results: entry::encode_done::<R>,
         })
     }
 }
@@ -166,6 +169,14 @@ impl<I, R> RemoteMap<I, R> {
     /// The same decoder without its type, for tasks that keep it (see `Delayed`).
     pub(crate) fn erased_decoder(&self) -> ErasedDecode {
         self.decode_erased
+    }
+
+    /// How the results alone travel (for a forked child, which already has the inputs).
+    pub(crate) fn results(&self) -> ResultCodec<R> {
+        ResultCodec {
+            encode: self.encode_results,
+            decode: self.decode,
+        }
     }
 
     /// Encodes a batch for a worker.
@@ -260,8 +271,8 @@ pub trait ViaRefResult<I, O> {
     }
 }
 
-impl<I, T: ?Sized, F, K: Shape<&'static T>> ViaRefResult<I, K::Out> for &&RemoteProbe<I, &T, F, K> where
-    K: Shape<&'static T>
+impl<'a, I, T: ?Sized, F, K: Shape<&'a T>> ViaRefResult<I, K::Out>
+    for &&RemoteProbe<I, &'a T, F, K>
 {
 }
 
@@ -296,6 +307,92 @@ pub trait ViaShared<I, O> {
 }
 
 impl<I, R, F, K: Shape<R>> ViaShared<I, K::Out> for RemoteProbe<I, R, F, K> {}
+
+/// How a batch's results of type `R` come back from another process on their own: what a
+/// forked child (the `multiprocessing` backend) needs, since it already has the inputs.
+pub struct ResultCodec<R> {
+    encode: fn(Vec<R>) -> Vec<u8>,
+    decode: fn(&[u8]) -> Outcome<R>,
+}
+
+impl<R> Clone for ResultCodec<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for ResultCodec<R> {}
+
+impl<R> std::fmt::Debug for ResultCodec<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResultCodec")
+    }
+}
+
+impl<R: Transferable> ResultCodec<R> {
+    /// The codec of a serde type.
+    pub fn new() -> Self {
+        ResultCodec {
+            encode: entry::encode_done::<R>,
+            decode: decode_typed::<R>,
+        }
+    }
+}
+
+impl<R: Transferable> Default for ResultCodec<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R> ResultCodec<R> {
+    /// Encodes a completed batch's results (or the failure to encode one of them).
+    pub(crate) fn encode(&self, results: Vec<R>) -> Vec<u8> {
+        (self.encode)(results)
+    }
+
+    /// Decodes what [`encode`](ResultCodec::encode) made, or a failure report.
+    pub(crate) fn decoder(&self) -> fn(&[u8]) -> Outcome<R> {
+        self.decode
+    }
+}
+
+/// First answer of `(&&&probe).result_codec()`: results that are references cannot leave
+/// this process.
+pub trait ResultsViaRef<O> {
+    /// No codec.
+    fn result_codec(&self) -> Option<ResultCodec<O>> {
+        None
+    }
+}
+
+impl<'a, I, T: ?Sized, F, K: Shape<&'a T>> ResultsViaRef<K::Out> for &&RemoteProbe<I, &'a T, F, K> {}
+
+/// Second answer: serde results can, whatever the inputs and the closure.
+pub trait ResultsViaSerde<O> {
+    /// The codec.
+    fn result_codec(&self) -> Option<ResultCodec<O>>;
+}
+
+impl<I, R, F, K> ResultsViaSerde<K::Out> for &RemoteProbe<I, R, F, K>
+where
+    K: Shape<R>,
+    K::Out: Transferable,
+{
+    fn result_codec(&self) -> Option<ResultCodec<K::Out>> {
+        Some(ResultCodec::new())
+    }
+}
+
+/// Last answer: results stay in this process.
+pub trait ResultsLocal<O> {
+    /// No codec.
+    fn result_codec(&self) -> Option<ResultCodec<O>> {
+        None
+    }
+}
+
+impl<I, R, F, K: Shape<R>> ResultsLocal<K::Out> for RemoteProbe<I, R, F, K> {}
 
 #[cfg(test)]
 // The probes are called as the macros call them: the extra borrows select the impl.

@@ -1,0 +1,238 @@
+//! The `multiprocessing` backend: every batch in a child forked for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::Error;
+use crate::backend::{Backend, ForkJob, Job, PoolRequest, RemoteReply, Threading};
+use crate::process::fork;
+
+/// Runs each batch of tasks in a child process forked for it: joblib's legacy
+/// `multiprocessing` backend, Unix only.
+///
+/// A forked child starts as a copy of the caller, so a task may capture and borrow
+/// anything, as on threads; only its result travels back, so results must implement
+/// serde's traits. Writes a task makes to captured data stay in the child. Tasks whose
+/// results cannot travel (no serde, or a reference) run on threads, with one `tracing`
+/// warning per call. At most `n_jobs` children run at once; a call with `n_jobs = 1` runs
+/// in the caller, as joblib does.
+///
+/// A task that panics fails the call with [`Error::TaskPanicked`]; a child that dies fails
+/// it with [`Error::WorkerDied`] naming the signal or exit code. The first failure or a
+/// timeout kills the children still running the call's tasks.
+///
+/// # Fork's caveats
+///
+/// `fork` copies only the thread that calls it. A task runs without the parent's other
+/// threads, so it must not wait on anything they would have done:
+///
+/// - rayon's global pool, if the parent used it, has no threads in the child: a task that
+///   calls `rayon::join` or a parallel iterator directly hangs. Nested parjob calls are
+///   safe: they get fresh thread pools in the child (`cpu_count / n_jobs` threads unless
+///   `inner_max_num_threads` says otherwise);
+/// - a lock that another parent thread held at the moment of the fork stays locked in the
+///   child (for example stdout's, if another thread was printing);
+/// - buffered output of the parent not yet flushed is copied into the child, and may
+///   appear twice if the task prints; children leave with `_exit`, so output a task
+///   printed without a newline may be lost.
+///
+/// Forking costs around a millisecond for a small process and more for a large one, so
+/// batches aim at 50 ms. Prefer `loky` (fresh worker processes, reused across calls) for
+/// anything long-lived; `multiprocessing` is for tasks that need the caller's state without
+/// serialising it.
+///
+/// # Examples
+///
+/// ```
+/// use parjob::{parallel, Parallel};
+///
+/// let table: Vec<u64> = (0..100).collect(); // captured, never serialised
+/// let sums = parallel!("multiprocessing", n_jobs = 2;
+///     table[..=i].iter().sum::<u64>() for i in 0..4usize)?;
+/// assert_eq!(sums, [0, 1, 3, 6]);
+///
+/// fn pid(_: u32) -> u32 {
+///     std::process::id()
+/// }
+/// let pids = parallel!("multiprocessing", n_jobs = 2; pid(i) for i in 0..2)?;
+/// assert!(pids.iter().all(|&p| p != std::process::id()));
+/// # Ok::<(), parjob::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Multiprocessing;
+
+impl Multiprocessing {
+    /// The multiprocessing backend.
+    pub fn new() -> Self {
+        Multiprocessing
+    }
+}
+
+/// A batch waiting for a free slot.
+struct Queued {
+    job: ForkJob,
+}
+
+/// The children running now, by batch id: their pid, and the flag that tells whether their
+/// call gave up on them. An entry leaves the map before its child is reaped, so a pid in it
+/// is always still the child's own.
+type Running = Mutex<HashMap<u64, (libc::pid_t, Option<Arc<AtomicBool>>)>>;
+
+fn running() -> &'static Running {
+    static RUNNING: OnceLock<Running> = OnceLock::new();
+    RUNNING.get_or_init(Default::default)
+}
+
+/// Threads that fork and wait, `workers` of them per worker count: at most that many
+/// children of calls with that count run at once.
+fn slots(workers: usize) -> Option<Sender<Queued>> {
+    static SLOTS: OnceLock<Mutex<HashMap<usize, Sender<Queued>>>> = OnceLock::new();
+    let mut map = SLOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(tx) = map.get(&workers) {
+        return Some(tx.clone());
+    }
+    let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
+    for i in 0..workers {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("parjob-fork-{i}"))
+            .spawn(move || {
+                for queued in rx {
+                    run(queued.job);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("parjob: cannot start a thread to fork children: {e}");
+            if i == 0 {
+                return None;
+            }
+            break;
+        }
+    }
+    map.insert(workers, tx.clone());
+    Some(tx)
+}
+
+/// Forks a child for `job`, waits for it and hands its outcome to the call.
+fn run(job: ForkJob) {
+    let (work, reply) = job.into_parts();
+    if reply.is_abandoned() {
+        // The call gave up while the batch waited for a slot.
+        drop(work);
+        return drop(reply);
+    }
+    let child = match fork::spawn(work, reply.wants_task_starts()) {
+        Ok(child) => child,
+        Err(e) => {
+            return reply.finish(Err(Error::WorkerDied {
+                index: None,
+                detail: format!("cannot fork a child: {e}"),
+            }));
+        }
+    };
+    let id = next_id();
+    running()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, (child.pid(), reply.abandon_flag()));
+    if reply.is_abandoned() {
+        // Gave up between the check above and the registration: `abort` may have missed it.
+        child.kill();
+    }
+    let outcome = wait(child, id, &reply);
+    reply.finish(outcome);
+}
+
+fn wait(child: fork::Child, id: u64, reply: &RemoteReply) -> Result<Vec<u8>, Error> {
+    let starts = reply.wants_task_starts();
+    // `wait` reaps the child; leave the map first, so that `abort` never kills a pid that
+    // may have been reused. The read loop only ends once the child closed its pipe, so a
+    // late `kill` finds it still unreaped.
+    struct Leave(u64);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            running()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.0);
+        }
+    }
+    let leave = Leave(id);
+    child.wait_with(
+        |task, at| {
+            if starts {
+                reply.task_started_at(task, at);
+            }
+        },
+        move || drop(leave),
+    )
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Backend for Multiprocessing {
+    fn name(&self) -> &str {
+        "multiprocessing"
+    }
+
+    fn supports_shared_memory(&self) -> bool {
+        // Children see the caller's memory, but what they write stays with them.
+        false
+    }
+
+    fn forks(&self) -> bool {
+        true
+    }
+
+    fn spawn(&self, request: PoolRequest, job: Job) {
+        // Work whose results cannot travel runs on threads.
+        Threading::new().spawn(request, job);
+    }
+
+    fn spawn_forked(&self, request: PoolRequest, job: ForkJob) {
+        if fork::in_forked_child() {
+            // The slot threads of the parent did not survive the fork, and its locks may be
+            // held: a call inside a child forks from a thread of its own per batch (the
+            // call's `pre_dispatch` bounds how many).
+            let spawned = std::thread::Builder::new()
+                .name("parjob-fork".into())
+                .spawn(move || run(job));
+            if let Err(e) = spawned {
+                tracing::error!("parjob: cannot start a thread to fork a child: {e}");
+            }
+            return;
+        }
+        match slots(request.workers.max(1)) {
+            Some(tx) => {
+                // The receiving threads live as long as the process; if they are gone the
+                // job is dropped, which its call reports as a lost batch.
+                let _ = tx.send(Queued { job });
+            }
+            None => drop(job),
+        }
+    }
+
+    fn abort(&self, _request: PoolRequest) {
+        let running = running().lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, flag) in running.values() {
+            if flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+                fork::kill(*pid);
+            }
+        }
+    }
+
+    fn ideal_batch_duration(&self) -> Duration {
+        // A fork costs about a millisecond: batches of ~50 ms keep it near 2 %.
+        Duration::from_millis(50)
+    }
+}

@@ -1,0 +1,333 @@
+//! Forked children: the engine under the `multiprocessing` backend.
+//!
+//! A child is a `fork` of the calling process that runs one batch and exits. It sees the
+//! caller's memory as it was at the fork, so its tasks need no encoding; it sends back
+//! only the encoded outcome, through a pipe, in frames:
+//!
+//! - `b'S'`, then a task's position in the batch as a little-endian `u32`: the task
+//!   started (sent only for calls with a per-task timeout);
+//! - `b'R'`, then the outcome's length as a little-endian `u64`, then the outcome.
+//!
+//! The child then leaves with `_exit`: no destructor, `atexit` handler or buffered output
+//! of the parent's runs twice. The parent reads until end of file, reaps the child and
+//! names its signal or exit code if it sent no outcome.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::backend::ForkWork;
+
+/// Set in a forked child, right after the fork. Statics are copied by `fork`, and the
+/// parent never sets it, so in the parent it is always `false`.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// The write end of the child's pipe to its parent.
+static CHILD_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether this process is a child forked by the `multiprocessing` backend. Its other
+/// threads did not survive the fork: state that they owned (thread pools, worker pools,
+/// locks they held) must not be used.
+pub(crate) fn in_forked_child() -> bool {
+    FORKED.load(Ordering::Relaxed)
+}
+
+const STARTED: u8 = b'S';
+const REPLY: u8 = b'R';
+
+/// How often the parent looks whether a child that keeps its pipe open has exited (a
+/// sibling forked at the same moment may hold a copy of the pipe's write end).
+const POLL: Duration = Duration::from_millis(50);
+
+/// A running child, as the parent sees it.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: libc::pid_t,
+    pipe: OwnedFd,
+}
+
+/// Forks a child that runs `work` and exits. With `report_starts`, the child reports each
+/// task's start.
+///
+/// # Errors
+///
+/// The `pipe` or `fork` error.
+pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `pipe2` succeeded: both descriptors are open and owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A larger pipe buffer lets a child write a big outcome in fewer wake-ups; a kernel
+    // that refuses keeps the default.
+    // SAFETY: `fcntl` on a descriptor this function owns.
+    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    // SAFETY: `getpid` has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child runs only `child_main`, which never returns: it leaves with `_exit`.
+    // What it may touch after a fork in a multithreaded process is the backend's documented
+    // caveat (tasks run as on a thread of the parent, without the parent's other threads).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            drop(read);
+            child_main(work, write, parent, report_starts)
+        }
+        pid => {
+            drop(write);
+            // The parent's copy of the work is not run here: drop it now, before the reply
+            // is finished (it may borrow from the caller).
+            drop(work);
+            Ok(Child { pid, pipe: read })
+        }
+    }
+}
+
+fn child_main(work: ForkWork, pipe: OwnedFd, parent: libc::pid_t, report_starts: bool) -> ! {
+    FORKED.store(true, Ordering::Relaxed);
+    let fd = pipe.as_raw_fd();
+    std::mem::forget(pipe);
+    CHILD_PIPE.store(fd, Ordering::Relaxed);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: `prctl` with integer arguments only sets this process's death signal, and
+    // `getppid` has no preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != parent {
+            // The parent died before the death signal was set.
+            libc::_exit(1);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = parent;
+    let hook = report_starts.then_some(report_start as fn(usize));
+    let outcome = catch_unwind(AssertUnwindSafe(|| work.run(hook)));
+    let code = match outcome {
+        Ok(bytes) => {
+            let mut frame = Vec::with_capacity(9);
+            frame.push(REPLY);
+            frame.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            if write_all(fd, &frame)
+                .and_then(|()| write_all(fd, &bytes))
+                .is_ok()
+            {
+                0
+            } else {
+                // The parent is gone or stopped reading.
+                1
+            }
+        }
+        // `run` catches task panics; a panic here came from the runtime itself.
+        Err(_) => 70,
+    };
+    // SAFETY: `_exit` ends the process at once; nothing of the parent's runs twice.
+    unsafe { libc::_exit(code) }
+}
+
+fn report_start(task: usize) {
+    let fd = CHILD_PIPE.load(Ordering::Relaxed);
+    let mut frame = [0u8; 5];
+    frame[0] = STARTED;
+    frame[1..].copy_from_slice(&u32::try_from(task).unwrap_or(u32::MAX).to_le_bytes());
+    if write_all(fd, &frame).is_err() {
+        // SAFETY: as in `child_main`: the parent is gone, and the child must not go on.
+        unsafe { libc::_exit(1) }
+    }
+}
+
+fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid buffer of `bytes.len()` bytes.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+impl Child {
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Reads the child's frames until it exits, calling `on_start` for each task start, and
+    /// reaps it. Returns the outcome, or why there is none: `WorkerDied` naming the signal or
+    /// exit code, or `Transport` for frames that make no sense (the child is killed then).
+    /// `before_reap` runs once the child is known to be done, before it is reaped (after
+    /// which its pid may be reused).
+    pub(crate) fn wait_with(
+        self,
+        mut on_start: impl FnMut(usize, Instant),
+        before_reap: impl FnOnce(),
+    ) -> Result<Vec<u8>, Error> {
+        let fd = self.pipe.as_raw_fd();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut pos = 0;
+        let mut reply: Option<Vec<u8>> = None;
+        let mut broken: Option<String> = None;
+        'read: loop {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid `pollfd`.
+            let ready = unsafe { libc::poll(&mut pfd, 1, POLL.as_millis() as libc::c_int) };
+            if ready < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                broken = Some(format!("poll: {}", io::Error::last_os_error()));
+                break;
+            }
+            if ready == 0 {
+                // Still running, or gone while a copy of the pipe lives elsewhere.
+                if self.exited() {
+                    break;
+                }
+                continue;
+            }
+            // Read straight into the buffer's spare room: an outcome of megabytes is
+            // copied once.
+            let want = match (reply.is_none(), expected_len(&buf[pos..])) {
+                (true, Some(len)) => len.saturating_sub(buf.len() - pos).max(4096),
+                _ => 64 * 1024,
+            };
+            if buf.try_reserve(want).is_err() {
+                broken = Some(format!("a child announced an outcome of {want} bytes"));
+                break;
+            }
+            let spare = buf.capacity() - buf.len();
+            // SAFETY: the spare capacity is writable memory of `spare` bytes; `read` writes at
+            // most that, and the length grows only by what it wrote.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), spare) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                broken = Some(format!("read: {e}"));
+                break;
+            }
+            if n == 0 {
+                break;
+            }
+            // SAFETY: `read` initialised `n` more bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            // Take every complete frame.
+            loop {
+                let rest = &buf[pos..];
+                match rest.first() {
+                    None => break,
+                    Some(&STARTED) if rest.len() >= 5 => {
+                        let mut task = [0u8; 4];
+                        task.copy_from_slice(&rest[1..5]);
+                        on_start(u32::from_le_bytes(task) as usize, Instant::now());
+                        pos += 5;
+                    }
+                    Some(&REPLY) if reply.is_none() => match expected_len(rest) {
+                        Some(len) if rest.len() >= 9 + len => {
+                            reply = Some(rest[9..9 + len].to_vec());
+                            pos += 9 + len;
+                        }
+                        _ => break,
+                    },
+                    Some(&STARTED) => break,
+                    Some(&other) => {
+                        broken = Some(format!("unexpected frame tag {other} from a child"));
+                        break 'read;
+                    }
+                }
+            }
+            if pos == buf.len() {
+                buf.clear();
+                pos = 0;
+            }
+        }
+        if broken.is_some() {
+            self.kill();
+        }
+        before_reap();
+        let status = self.reap();
+        match (reply, broken) {
+            (_, Some(message)) => Err(Error::Transport {
+                index: None,
+                message,
+            }),
+            (Some(bytes), None) => Ok(bytes),
+            (None, None) => Err(Error::WorkerDied {
+                index: None,
+                detail: format!(
+                    "a forked child {}",
+                    super::child::describe(Ok(ExitStatus::from_raw(status)))
+                ),
+            }),
+        }
+    }
+
+    /// Kills the child (it is reaped by `wait`).
+    pub(crate) fn kill(&self) {
+        kill(self.pid);
+    }
+
+    /// Whether the child has ended, without reaping it.
+    fn exited(&self) -> bool {
+        // SAFETY: `waitid` on our own child, with a zeroed `siginfo_t` to fill in.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r == 0 && info.si_pid() == self.pid
+        }
+    }
+
+    fn reap(&self) -> libc::c_int {
+        loop {
+            let mut status = 0;
+            // SAFETY: as in `try_reap`.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if r == self.pid {
+                return status;
+            }
+            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                // Not our child any more (reaped elsewhere): no status to give.
+                return 0;
+            }
+        }
+    }
+}
+
+/// Sends `SIGKILL` to a child that has not been reaped yet (so its pid is still its own).
+pub(crate) fn kill(pid: libc::pid_t) {
+    // SAFETY: `kill` has no memory preconditions; the caller guarantees the pid is still
+    // our unreaped child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// The outcome length in a `REPLY` frame that starts `bytes`, once its header is complete.
+fn expected_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.first() != Some(&REPLY) || bytes.len() < 9 {
+        return None;
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[1..9]);
+    usize::try_from(u64::from_le_bytes(len)).ok()
+}

@@ -1,0 +1,248 @@
+//! The multiprocessing backend end to end: each batch runs in a forked child that sees the
+//! caller's data, results come back in order, and failures in children are clear errors.
+#![cfg(unix)]
+
+use parjob::{Error, Parallel, delayed, parallel, parallel_backend};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+fn pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// Children of this process that are zombies (ended, not reaped).
+fn zombie_children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        let ppid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
+        if state == Some("Z") && ppid == Some(me) {
+            zombies.extend(
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    zombies
+}
+
+#[test]
+fn tasks_run_in_forked_children_and_see_captured_data() {
+    let me = std::process::id();
+    let table: Vec<u64> = (0..1000).collect();
+    let sums = parallel!("multiprocessing", n_jobs = 2;
+        table[..i].iter().sum::<u64>() for i in 0..200usize)
+    .unwrap();
+    let expected: Vec<u64> = (0..200usize).map(|i| table[..i].iter().sum()).collect();
+    assert_eq!(sums, expected);
+    let pids = parallel!("multiprocessing", n_jobs = 2; pid(i) for i in 0..8).unwrap();
+    assert!(pids.iter().all(|&p| p != me), "{pids:?}");
+}
+
+#[test]
+fn results_keep_input_order_across_many_batches() {
+    let out = Parallel::new()
+        .backend("multiprocessing")
+        .n_jobs(2)
+        .batch_size(7)
+        .run((0..500u64).map(|x| delayed!(square(x))))
+        .unwrap();
+    assert_eq!(out, (0..500u64).map(|x| x * x).collect::<Vec<_>>());
+    let filtered =
+        parallel!("multiprocessing", n_jobs = 2; x * 3 for x in 0..300u64 if x % 7 == 0).unwrap();
+    assert_eq!(
+        filtered,
+        (0..300u64)
+            .filter(|x| x % 7 == 0)
+            .map(|x| x * 3)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Summary {
+    name: String,
+    values: Vec<f64>,
+}
+
+#[test]
+fn borrowed_inputs_and_structured_results_travel_back() {
+    let names = ["a".to_string(), "bb".into(), "ccc".into()];
+    let out = parallel!("multiprocessing", n_jobs = 2;
+        Summary { name: n.clone(), values: vec![n.len() as f64; n.len()] } for n in &names)
+    .unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[2].name, "ccc");
+    assert_eq!(out[2].values, [3.0, 3.0, 3.0]);
+}
+
+#[test]
+fn a_runtime_scope_forks_what_returns_serde_and_keeps_the_rest_on_threads() {
+    let me = std::process::id();
+    let words = ["x", "y"];
+    let (forked, stayed) = parallel_backend("multiprocessing")
+        .n_jobs(2)
+        .run(|| {
+            let offset = 1u32;
+            let forked = parallel!(pid(i) + offset - 1 for i in 0..4)?;
+            // A result that is a reference cannot come back from a child.
+            let stayed = parallel!(&words[i] for i in 0..2usize)?;
+            Ok::<_, Error>((forked, stayed))
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        forked.iter().all(|&p| p != me),
+        "capturing bodies fork: {forked:?}"
+    );
+    assert_eq!(stayed, [&"x", &"y"]);
+}
+
+fn panics_on_three(x: u32) -> u32 {
+    assert!(x != 3, "three is not welcome");
+    x
+}
+
+#[test]
+fn a_panic_in_a_child_is_task_panicked_with_its_message() {
+    let err =
+        parallel!("multiprocessing", n_jobs = 2; panics_on_three(x) for x in 0..8).unwrap_err();
+    match err {
+        Error::TaskPanicked { index, message } => {
+            assert_eq!(index, 3);
+            assert!(message.contains("three is not welcome"), "{message}");
+        }
+        other => panic!("expected TaskPanicked, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_err_in_a_child_is_task_failed_at_its_index() {
+    let err = Parallel::new()
+        .backend("multiprocessing")
+        .n_jobs(2)
+        .batch_size(4)
+        .try_run((0..10u32).map(|x| delayed!(checked(x))))
+        .unwrap_err();
+    match err {
+        Error::TaskFailed { index, source } => {
+            assert_eq!(index, 6);
+            assert!(source.to_string().contains("six"), "{source}");
+        }
+        other => panic!("expected TaskFailed, got {other:?}"),
+    }
+}
+
+fn checked(x: u32) -> Result<u32, String> {
+    if x == 6 {
+        Err("six is refused".into())
+    } else {
+        Ok(x)
+    }
+}
+
+fn dies(x: u32) -> u32 {
+    if x == 2 {
+        // SAFETY: raising a signal on our own process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    if x == 5 {
+        std::process::exit(3);
+    }
+    x
+}
+
+#[test]
+fn a_dying_child_is_worker_died_naming_how_and_leaves_no_zombie() {
+    let err = Parallel::new()
+        .backend("multiprocessing")
+        .n_jobs(2)
+        .batch_size(1)
+        .run((0..3u32).map(|x| delayed!(dies(x))))
+        .unwrap_err();
+    match err {
+        Error::WorkerDied { index, detail } => {
+            assert_eq!(index, Some(2));
+            assert!(detail.contains("SIGKILL"), "{detail}");
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    let err = parallel!("multiprocessing", n_jobs = 2, batch_size = 1; dies(x) for x in 4..6)
+        .unwrap_err();
+    match err {
+        Error::WorkerDied { detail, .. } => assert!(detail.contains("code 3"), "{detail}"),
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    // The next call is healthy.
+    let ok = parallel!("multiprocessing", n_jobs = 2; square(x) for x in 0..10u64).unwrap();
+    assert_eq!(ok[9], 81);
+    assert_eq!(zombie_children(), Vec::<u32>::new());
+}
+
+fn sleeps(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn a_timeout_kills_the_late_child_promptly() {
+    let started = Instant::now();
+    let err = parallel!("multiprocessing", n_jobs = 2, timeout = 0.2, batch_size = 1;
+        sleeps(ms) for ms in [10, 30_000, 10, 10])
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { index: 1, .. }),
+        "expected a timeout of task 1, got {err:?}"
+    );
+    // Well under the 30 s the task would take: the child was killed, not waited for.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(zombie_children(), Vec::<u32>::new());
+}
+
+#[test]
+fn nested_calls_in_a_child_run_on_threads_of_their_own() {
+    // The parent's thread pools have no threads in a child: a nested call there must get
+    // fresh ones instead of hanging.
+    let warm = Parallel::new().n_jobs(2).map(0..100u64, |x| x + 1).unwrap();
+    assert_eq!(warm.len(), 100);
+    let out = parallel!("multiprocessing", n_jobs = 2, inner_max_num_threads = 2;
+        Parallel::new().backend("threading").map(0..50u64, |y| y * x).unwrap().iter().sum::<u64>()
+            for x in 0..4u64)
+    .unwrap();
+    assert_eq!(
+        out,
+        (0..4u64)
+            .map(|x| (0..50).map(|y| y * x).sum())
+            .collect::<Vec<u64>>()
+    );
+}
+
+#[test]
+fn loky_inside_a_forked_child_is_a_clear_error() {
+    let out = parallel!("multiprocessing", n_jobs = 2;
+        format!("{:?}", parallel!("loky", n_jobs = 2; square(y) for y in 0..4u64)) for _x in 0..2)
+    .unwrap();
+    assert!(out[0].contains("forked child"), "{}", out[0]);
+}
+
+#[test]
+fn n_jobs_1_runs_in_the_caller() {
+    let me = std::process::id();
+    let pids = parallel!("multiprocessing", n_jobs = 1; pid(i) for i in 0..3).unwrap();
+    assert_eq!(pids, [me, me, me]);
+}
