@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use parjob::remote::Transferable;
-use parjob::{Delayed, Error, Parallel, parallel};
+use parjob::{Delayed, Parallel, parallel};
 use rayon::prelude::*;
 
 use crate::system::System;
@@ -40,18 +40,6 @@ impl NativeSystem {
             _ => None,
         };
         let me = NativeSystem { system, jobs, pool };
-        if system == System::ParjobMultiprocessing {
-            // Runs once the runtime registers the backend; until then, says so.
-            me.parallel()
-                .run([Delayed::remote(noop, 1)])
-                .map_err(|e| match e {
-                    Error::UnknownBackend { .. } => {
-                        "not available: the runtime has no `multiprocessing` backend yet"
-                            .to_string()
-                    }
-                    other => format!("not available: {other}"),
-                })?;
-        }
         Ok(me)
     }
 
@@ -132,7 +120,7 @@ impl NativeSystem {
     fn macro_form(&self) -> bool {
         matches!(
             self.system,
-            System::ParjobThreadingMacro | System::ParjobLoky
+            System::ParjobThreadingMacro | System::ParjobLoky | System::ParjobMultiprocessing
         )
     }
 
@@ -164,7 +152,7 @@ impl NativeSystem {
                 .parallel()
                 .map(0..n, |i| f(make(i)))
                 .map_err(|e| e.to_string()),
-            System::ParjobLokyDelayed | System::ParjobMultiprocessing => self
+            System::ParjobLokyDelayed => self
                 .parallel()
                 .run((0..n).map(|i| Delayed::remote(remote, make(i))))
                 .map_err(|e| e.to_string()),
@@ -189,7 +177,7 @@ impl NativeSystem {
             System::ParjobSequential | System::ParjobThreading => {
                 self.parallel().map(items, f).map_err(|e| e.to_string())
             }
-            System::ParjobLokyDelayed | System::ParjobMultiprocessing => self
+            System::ParjobLokyDelayed => self
                 .parallel()
                 .run(items.into_iter().map(|x| Delayed::remote(remote, x)))
                 .map_err(|e| e.to_string()),
@@ -203,14 +191,12 @@ impl NativeSystem {
         let p = self.parallel().batch_size(1).pre_dispatch(1);
         let r = match self.system {
             System::ParjobThreading => p.map(0..n as u64, noop),
-            System::ParjobThreadingMacro | System::ParjobLoky => {
+            System::ParjobThreadingMacro | System::ParjobLoky | System::ParjobMultiprocessing => {
                 let backend = self.backend();
                 parallel!(backend, n_jobs = self.n_jobs(), batch_size = 1, pre_dispatch = 1;
                     noop(x) for x in 0..n as u64)
             }
-            System::ParjobLokyDelayed | System::ParjobMultiprocessing => {
-                p.run((0..n as u64).map(|x| Delayed::remote(noop, x)))
-            }
+            System::ParjobLokyDelayed => p.run((0..n as u64).map(|x| Delayed::remote(noop, x))),
             other => return Err(format!("{} does not run RT", other.id())),
         };
         r.map_err(|e| e.to_string())
