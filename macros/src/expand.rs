@@ -318,9 +318,11 @@ fn scope_entry(sig: &Signature, config: &Config) -> TokenStream {
     }
 }
 
-/// Seam for `#[parallel_backend("mpi")] fn main`: this is where MPI will be initialised and
-/// ranks other than 0 turned into task servers before the body runs on rank 0. Until the
-/// MPI runtime lands it enters the scope like any other backend.
+/// `#[parallel_backend("mpi")] fn main`: MPI is initialised before anything else of the
+/// body runs; ranks other than 0 serve tasks there and exit, and rank 0 enters the scope.
+/// The guard ends the MPI job when `main` returns (also by `?` or a panic).
 fn mpi_main_entry(config: &Config) -> TokenStream {
-    enter_scope(config)
+    let guard = guard_ident();
+    let scope = scope(config);
+    quote!(let #guard = ::parjob::__private::mpi_main(#scope);)
 }

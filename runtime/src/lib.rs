@@ -73,6 +73,8 @@
 pub mod backend;
 mod cpu;
 mod error;
+#[cfg(all(unix, feature = "mpi"))]
+pub mod mpi;
 mod parallel;
 mod process;
 mod registry;
@@ -112,6 +114,13 @@ pub mod __private {
         BackendGuard, BackendScope, Prefer, Require, parallel_backend, parallel_config,
     };
     pub use core::time::Duration;
+
+    /// `#[parallel_backend("mpi")]` on `main`: MPI starts here; ranks other than 0 serve
+    /// tasks and exit without running the body.
+    #[cfg(all(unix, feature = "mpi"))]
+    pub fn mpi_main(scope: BackendScope) -> crate::mpi::MainGuard {
+        crate::mpi::main_entry(scope)
+    }
 
     /// A backend name the macro already checked against the built-in ones.
     pub fn builtin(name: &'static str) -> BackendSpec {

@@ -7,6 +7,8 @@
 
 #[cfg(unix)]
 mod loky;
+#[cfg(all(unix, feature = "mpi"))]
+mod mpi;
 #[cfg(unix)]
 mod multiprocessing;
 mod sequential;
@@ -17,6 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 #[cfg(unix)]
 pub use loky::Loky;
+#[cfg(all(unix, feature = "mpi"))]
+pub use mpi::Mpi;
 #[cfg(unix)]
 pub use multiprocessing::Multiprocessing;
 pub use sequential::Sequential;
@@ -182,6 +186,11 @@ impl RemoteJob {
     /// the worker.
     pub fn inner_threads(&self) -> Option<usize> {
         self.inner_threads
+    }
+
+    /// Whether the call gave up on the batch (see [`RemoteReply::is_abandoned`]).
+    pub fn is_abandoned(&self) -> bool {
+        self.reply.is_abandoned()
     }
 
     /// The encoded batch to send to a worker.

@@ -47,6 +47,8 @@ use std::cell::Cell;
 
 #[cfg(unix)]
 pub(crate) use pool::{Events, PoolConfig, PoolEvent, WorkerPool};
+#[cfg(all(unix, feature = "mpi"))]
+pub(crate) use worker::inner_frame;
 
 thread_local! {
     /// Called with a task's position in its batch just before the task runs, on the thread

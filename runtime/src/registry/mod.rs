@@ -33,6 +33,11 @@ fn registry() -> &'static RwLock<Registry> {
             "multiprocessing".into(),
             Arc::new(|| Box::new(crate::backend::Multiprocessing::new())),
         );
+        #[cfg(all(unix, feature = "mpi"))]
+        factories.insert(
+            "mpi".into(),
+            Arc::new(|| Box::new(crate::backend::Mpi::new())),
+        );
         RwLock::new(Registry {
             factories,
             default: "threading".into(),

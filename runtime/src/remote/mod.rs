@@ -41,6 +41,18 @@ impl EntryId {
         EntryId((addr as i64).wrapping_sub(base as i64))
     }
 
+    /// The id as a number, for transports that frame batches themselves.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn raw(self) -> i64 {
+        self.0
+    }
+
+    /// The id [`raw`](EntryId::raw) gave.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn from_raw(raw: i64) -> EntryId {
+        EntryId(raw)
+    }
+
     /// The address the id stands for in this process.
     ///
     /// Only meaningful for an id made by [`of_addr`](EntryId::of_addr) in a process running

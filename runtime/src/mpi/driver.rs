@@ -1,0 +1,199 @@
+//! Rank 0's side: one thread that owns every MPI call of this process, hands batches to
+//! idle ranks and routes what comes back to the calls waiting for it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ::mpi::point_to_point::MatchedReceiveVec;
+use ::mpi::topology::SimpleCommunicator;
+use ::mpi::traits::{Communicator, Destination, Source};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+
+use super::{World, tag, wire};
+use crate::backend::{RemoteJob, RemoteReply};
+
+pub(super) enum Command {
+    Submit(RemoteJob),
+    /// A call gave up: drop its batches, queued or running.
+    Abort,
+    Stop,
+}
+
+static DRIVER: Mutex<Option<(Sender<Command>, JoinHandle<()>)>> = Mutex::new(None);
+
+pub(super) fn start(world: World) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = std::thread::Builder::new()
+        .name("parjob-mpi".into())
+        .spawn(move || drive(world, &rx));
+    match handle {
+        Ok(handle) => *DRIVER.lock().unwrap_or_else(|e| e.into_inner()) = Some((tx, handle)),
+        Err(e) => tracing::error!("parjob: cannot start the MPI driver thread: {e}"),
+    }
+}
+
+/// Ends the session: the driver waits for the batches still running, then tells every rank
+/// to exit.
+pub(super) fn stop() {
+    let driver = DRIVER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((tx, handle)) = driver {
+        let _ = tx.send(Command::Stop);
+        let _ = handle.join();
+    }
+}
+
+/// Hands `job` to the driver; gives it back when there is none (no MPI job, or it ended).
+pub(crate) fn submit(job: RemoteJob) -> Result<(), RemoteJob> {
+    let driver = DRIVER.lock().unwrap_or_else(|e| e.into_inner());
+    match &*driver {
+        Some((tx, _)) => tx.send(Command::Submit(job)).map_err(|e| match e.0 {
+            Command::Submit(job) => job,
+            _ => unreachable!("the command sent was a submission"),
+        }),
+        None => Err(job),
+    }
+}
+
+pub(crate) fn abort() {
+    if let Some((tx, _)) = &*DRIVER.lock().unwrap_or_else(|e| e.into_inner()) {
+        let _ = tx.send(Command::Abort);
+    }
+}
+
+/// A batch running on a rank. `reply` is `None` once its call gave up: the outcome is
+/// then read and dropped, and the rank is free again.
+struct Running {
+    id: u64,
+    reply: Option<RemoteReply>,
+}
+
+/// Polls without sleeping this many times after the last event: a task that takes tens of
+/// microseconds comes back while the driver still looks.
+const SPIN: u32 = 200;
+
+/// The longest the driver sleeps between two looks while batches run.
+const MAX_NAP: Duration = Duration::from_millis(1);
+
+fn nap(quiet: u32) -> Duration {
+    let exp = quiet.saturating_sub(SPIN).min(10);
+    Duration::from_micros(1u64 << exp).min(MAX_NAP)
+}
+
+fn drive(world: World, rx: &Receiver<Command>) {
+    let comm = SimpleCommunicator::world();
+    let size = i32::try_from(world.size).unwrap_or(i32::MAX);
+    let mut idle: VecDeque<i32> = (1..size).collect();
+    let mut queue: VecDeque<RemoteJob> = VecDeque::new();
+    let mut running: HashMap<i32, Running> = HashMap::new();
+    let mut next_id = 0u64;
+    let mut stopping = false;
+    let mut quiet = 0u32;
+    loop {
+        // Wait for a command only when nothing is running; otherwise look at MPI in
+        // between, sleeping longer the longer nothing happens.
+        // Nothing running and nothing that can start: only a command can change that.
+        let command = if running.is_empty() && (queue.is_empty() || idle.is_empty()) {
+            if stopping {
+                break;
+            }
+            Some(rx.recv().unwrap_or(Command::Stop))
+        } else if quiet < SPIN {
+            match rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => Some(Command::Stop),
+            }
+        } else {
+            match rx.recv_timeout(nap(quiet)) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Command::Stop),
+            }
+        };
+        let mut progressed = command.is_some();
+        match command {
+            Some(Command::Submit(job)) => queue.push_back(job),
+            Some(Command::Abort) => {
+                queue.retain(|job| !job.is_abandoned());
+                for r in running.values_mut() {
+                    if r.reply.as_ref().is_some_and(RemoteReply::is_abandoned) {
+                        // Dropped unfinished: the call reads it as lost (it is failing).
+                        r.reply = None;
+                    }
+                }
+            }
+            // Batches still running are waited for (a rank busy sending its outcome would
+            // otherwise never see the shutdown); queued ones belong to calls that are gone.
+            Some(Command::Stop) => {
+                stopping = true;
+                queue.clear();
+            }
+            None => {}
+        }
+        if stopping {
+            queue.clear();
+        }
+        // Hand queued batches to idle ranks.
+        while !idle.is_empty() {
+            let Some(job) = queue.pop_front() else { break };
+            if job.is_abandoned() {
+                continue;
+            }
+            let rank = idle.pop_front().unwrap_or(1);
+            let id = next_id;
+            next_id += 1;
+            let message = wire::batch_message(id, &job);
+            comm.process_at_rank(rank)
+                .send_with_tag(&message[..], tag::BATCH);
+            let (_, reply) = job.into_parts();
+            running.insert(
+                rank,
+                Running {
+                    id,
+                    reply: Some(reply),
+                },
+            );
+            progressed = true;
+        }
+        // Everything the ranks sent.
+        while let Some(probed) = comm.any_process().immediate_matched_probe() {
+            progressed = true;
+            let (mut bytes, status) = probed.matched_receive_vec::<u8>();
+            let rank = status.source_rank();
+            match status.tag() {
+                tag::STARTED => {
+                    if let (Some((id, task)), Some(r)) = (wire::started(&bytes), running.get(&rank))
+                        && r.id == id
+                        && let Some(reply) = &r.reply
+                    {
+                        reply.task_started(task);
+                    }
+                }
+                tag::DONE => {
+                    let id = wire::take_id(&mut bytes);
+                    if running.get(&rank).is_some_and(|r| Some(r.id) == id) {
+                        let r = running.remove(&rank).map(|r| r.reply);
+                        idle.push_back(rank);
+                        if let Some(Some(reply)) = r {
+                            reply.finish(Ok(bytes));
+                        }
+                    }
+                }
+                other => {
+                    tracing::warn!("parjob: unexpected MPI message (tag {other}) from rank {rank}")
+                }
+            }
+        }
+        quiet = if progressed {
+            0
+        } else {
+            quiet.saturating_add(1)
+        };
+    }
+    for rank in 1..size {
+        comm.process_at_rank(rank)
+            .send_with_tag(&[0u8][..], tag::SHUTDOWN);
+    }
+}

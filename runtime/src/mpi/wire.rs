@@ -1,0 +1,123 @@
+//! parjob's messages between ranks. Fixed-size fields go in a trailer after the variable
+//! part, so that the receiver can cut the trailer off and keep the payload where it is.
+//!
+//! - batch (`tag::BATCH`): the encoded inputs, then `entry i64`, `callee kind u8`,
+//!   `callee i64`, `binary i64`, `inner threads u32` (0: the rank's default), `report
+//!   starts u8`, `batch id u64`, all little-endian;
+//! - task started (`tag::STARTED`): `batch id u64`, `task u32`;
+//! - outcome (`tag::DONE`): the encoded outcome, then `batch id u64`.
+
+use crate::backend::RemoteJob;
+use crate::remote::{Callee, EntryId, RemoteBatch};
+
+const TRAILER: usize = 8 + 1 + 8 + 8 + 4 + 1 + 8;
+
+/// A batch as rank 0 sends it.
+pub(super) fn batch_message(id: u64, job: &RemoteJob) -> Vec<u8> {
+    let batch = job.batch();
+    let mut out = Vec::with_capacity(batch.payload.len() + TRAILER);
+    out.extend_from_slice(&batch.payload);
+    out.extend_from_slice(&batch.entry.raw().to_le_bytes());
+    let (kind, callee) = match batch.callee {
+        Callee::ZeroSized => (0u8, 0i64),
+        Callee::Pointer(id) => (1u8, id.raw()),
+    };
+    out.push(kind);
+    out.extend_from_slice(&callee.to_le_bytes());
+    out.extend_from_slice(&batch.binary.to_le_bytes());
+    let inner = job
+        .inner_threads()
+        .map_or(0, |k| u32::try_from(k).unwrap_or(u32::MAX));
+    out.extend_from_slice(&inner.to_le_bytes());
+    out.push(u8::from(job.wants_task_starts()));
+    out.extend_from_slice(&id.to_le_bytes());
+    out
+}
+
+/// A received batch: `(batch id, report starts, inner threads, batch)`.
+pub(super) struct Received {
+    pub(super) id: u64,
+    pub(super) report_starts: bool,
+    pub(super) inner_threads: Option<usize>,
+    pub(super) batch: RemoteBatch,
+}
+
+/// Splits a batch message; `None` if it is too short to be one.
+pub(super) fn parse_batch(mut bytes: Vec<u8>) -> Option<Received> {
+    let start = bytes.len().checked_sub(TRAILER)?;
+    let t = &bytes[start..];
+    let i64_at = |at: usize| i64::from_le_bytes(t[at..at + 8].try_into().unwrap_or_default());
+    let entry = EntryId::from_raw(i64_at(0));
+    let callee = match t[8] {
+        0 => Callee::ZeroSized,
+        1 => Callee::Pointer(EntryId::from_raw(i64_at(9))),
+        _ => return None,
+    };
+    let binary = i64_at(17);
+    let inner = u32::from_le_bytes(t[25..29].try_into().unwrap_or_default());
+    let report_starts = t[29] != 0;
+    let id = u64::from_le_bytes(t[30..38].try_into().unwrap_or_default());
+    bytes.truncate(start);
+    Some(Received {
+        id,
+        report_starts,
+        inner_threads: (inner > 0).then_some(inner as usize),
+        batch: RemoteBatch {
+            entry,
+            callee,
+            payload: bytes,
+            binary,
+        },
+    })
+}
+
+pub(super) fn started_message(id: u64, task: usize) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&id.to_le_bytes());
+    out[8..].copy_from_slice(&u32::try_from(task).unwrap_or(u32::MAX).to_le_bytes());
+    out
+}
+
+/// `(batch id, task)` of a task-started message.
+pub(super) fn started(bytes: &[u8]) -> Option<(u64, usize)> {
+    let id = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let task = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    Some((id, task as usize))
+}
+
+/// Appends the batch id to an outcome.
+pub(super) fn done_message(mut outcome: Vec<u8>, id: u64) -> Vec<u8> {
+    outcome.extend_from_slice(&id.to_le_bytes());
+    outcome
+}
+
+/// Cuts the batch id off an outcome message, leaving the outcome.
+pub(super) fn take_id(bytes: &mut Vec<u8>) -> Option<u64> {
+    let start = bytes.len().checked_sub(8)?;
+    let id = u64::from_le_bytes(bytes[start..].try_into().ok()?);
+    bytes.truncate(start);
+    Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_or_odd_messages_are_refused() {
+        assert!(parse_batch(vec![0; TRAILER - 1]).is_none());
+        let mut odd = vec![0; TRAILER];
+        odd[8] = 7; // no such callee kind
+        assert!(parse_batch(odd).is_none());
+        assert_eq!(started(&[1, 2, 3]), None);
+        assert_eq!(take_id(&mut vec![1, 2]), None);
+    }
+
+    #[test]
+    fn outcomes_keep_their_bytes() {
+        let mut msg = done_message(vec![9, 8, 7], 42);
+        assert_eq!(take_id(&mut msg), Some(42));
+        assert_eq!(msg, [9, 8, 7]);
+        assert_eq!(started(&started_message(5, 3)), Some((5, 3)));
+    }
+}

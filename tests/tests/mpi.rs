@@ -1,0 +1,244 @@
+//! The `mpi` backend under real `mpirun`s, and alone.
+//!
+//! Run as `cargo test -p parjob-tests --features mpi --test mpi`. Started by cargo, this
+//! program is the launcher: it runs itself as a job of one rank (no `mpirun`), then under
+//! `mpirun --oversubscribe -n N` for N = 2, 3, 4 (1 to 3 worker ranks), and checks that each
+//! run passed. Started by `mpirun` (or with `PARJOB_MPI_ALONE=1`), it runs the checks: rank 0
+//! drives, the other ranks serve.
+
+use std::io::Read;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use parjob::{Error, Parallel, delayed, parallel};
+
+const PASSED: &str = "parjob-mpi-checks: passed";
+
+fn main() -> ExitCode {
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some()
+        || std::env::var_os("PARJOB_MPI_ALONE").is_some()
+    {
+        return match parjob::mpi::run(checks) {
+            Ok(Ok(())) => {
+                println!("{PASSED}");
+                ExitCode::SUCCESS
+            }
+            Ok(Err(failure))
+            | Err(Error::InvalidConfig {
+                message: failure, ..
+            }) => {
+                eprintln!("parjob-mpi-checks: FAILED: {failure}");
+                ExitCode::FAILURE
+            }
+            Err(other) => {
+                eprintln!("parjob-mpi-checks: FAILED: {other}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    launcher()
+}
+
+/// Runs the checks alone and under `mpirun` with 2 to 4 ranks.
+fn launcher() -> ExitCode {
+    let me = std::env::current_exe().expect("the test knows its own path");
+    let mut failed = 0;
+    let mut alone = Command::new(&me);
+    alone.env("PARJOB_MPI_ALONE", "1");
+    failed += report("alone (rank 0 of 1, no mpirun)", alone);
+    for ranks in 2..=4 {
+        let mut cmd = Command::new("mpirun");
+        cmd.args(["--oversubscribe", "-n", &ranks.to_string()])
+            .arg(&me);
+        // SAFETY: `geteuid` has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // OpenMPI refuses to run as root unless told twice (CI containers run as root).
+            cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+                .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        }
+        failed += report(&format!("mpirun -n {ranks}"), cmd);
+    }
+    if failed == 0 {
+        println!("test result: ok. 4 MPI runs passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("test result: FAILED. {failed} of 4 MPI runs failed");
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs one job with a watchdog; 0 if it passed, 1 if not.
+fn report(what: &str, mut cmd: Command) -> usize {
+    let started = Instant::now();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            println!("mpi: {what} ... FAILED (cannot start: {e})");
+            return 1;
+        }
+    };
+    let limit = Duration::from_secs(180);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break None,
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    let passed = status.is_some_and(|s| s.success()) && out.contains(PASSED);
+    let took = started.elapsed();
+    if passed {
+        println!("mpi: {what} ... ok ({took:.1?})");
+        0
+    } else {
+        println!(
+            "mpi: {what} ... FAILED ({})\n--- stdout\n{out}\n--- stderr\n{err}",
+            match status {
+                Some(s) => format!("{s}"),
+                None => format!("no exit within {limit:?}"),
+            }
+        );
+        1
+    }
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn rank_of(_: u32) -> usize {
+    // Long enough that every rank gets a share of a call with batch_size = 1.
+    std::thread::sleep(Duration::from_millis(2));
+    parjob::mpi::rank().unwrap_or(usize::MAX)
+}
+
+fn panics_on_seven(x: u32) -> u32 {
+    assert!(
+        x != 7,
+        "seven is not welcome on rank {:?}",
+        parjob::mpi::rank()
+    );
+    x
+}
+
+fn sleeps(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn nested_sum(x: u64) -> u64 {
+    // A nested call inside a task: threads of the rank that runs it.
+    Parallel::new()
+        .map(0..100u64, |y| y * x)
+        .map(|v| v.iter().sum())
+        .unwrap_or(u64::MAX)
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what()) }
+}
+
+/// Rank 0's checks, with the `mpi` backend active.
+fn checks() -> Result<(), String> {
+    let size = parjob::mpi::size().ok_or("MPI is not initialised")?;
+    let workers = size - 1;
+
+    // Ordered results, equal to the sequential ones, over many automatic batches.
+    let squares = parallel!(square(x) for x in 0..20_000u64).map_err(|e| e.to_string())?;
+    let expected: Vec<u64> = (0..20_000u64).map(square).collect();
+    check(squares == expected, || {
+        "squares differ from the sequential ones".into()
+    })?;
+
+    // delayed! tasks, one per batch.
+    let tasks = (0..200u64).map(|x| delayed!(square(x)));
+    let out = Parallel::new()
+        .batch_size(1)
+        .run(tasks)
+        .map_err(|e| e.to_string())?;
+    check(out == expected[..200], || "delayed! results differ".into())?;
+
+    // Where the tasks ran: on worker ranks, every one of them, when there are any.
+    let ranks = parallel!(batch_size = 1; rank_of(i) for i in 0..60).map_err(|e| e.to_string())?;
+    if workers == 0 {
+        check(ranks.iter().all(|&r| r == 0), || {
+            format!("alone, tasks ran on {ranks:?}")
+        })?;
+    } else {
+        check(ranks.iter().all(|&r| r >= 1 && r < size), || {
+            format!("tasks ran on ranks {ranks:?}")
+        })?;
+        let mut seen = ranks.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        check(seen.len() == workers, || {
+            format!("{workers} worker ranks, but only {seen:?} took tasks")
+        })?;
+    }
+
+    // A panic on a rank is TaskPanicked with its message and index; the next call works.
+    match parallel!(batch_size = 2; panics_on_seven(x) for x in 0..20) {
+        Err(Error::TaskPanicked { index, message }) => {
+            check(index == 7, || {
+                format!("the panic is reported at index {index}")
+            })?;
+            check(message.contains("seven is not welcome"), || {
+                format!("the panic message is {message:?}")
+            })?;
+        }
+        other => return Err(format!("expected TaskPanicked, got {other:?}")),
+    }
+    let again = parallel!(square(x) for x in 0..100u64).map_err(|e| e.to_string())?;
+    check(again == expected[..100], || {
+        "the call after a panic is wrong".into()
+    })?;
+
+    // Nested calls inside a task use the rank's threads.
+    let nested = parallel!(nested_sum(x) for x in 0..10u64).map_err(|e| e.to_string())?;
+    let want: Vec<u64> = (0..10u64).map(|x| (0..100).map(|y| y * x).sum()).collect();
+    check(nested == want, || format!("nested sums {nested:?}"))?;
+
+    // A per-task timeout returns promptly, while the rank finishes its task.
+    let started = Instant::now();
+    match parallel!(timeout = 0.3, batch_size = 1; sleeps(ms) for ms in [1u64, 2_000, 1, 1]) {
+        Err(Error::Timeout { index: 1, .. }) => {}
+        other if workers == 0 => {
+            // Alone, the timeout applies on threads just the same.
+            return Err(format!(
+                "alone: expected a timeout of task 1, got {other:?}"
+            ));
+        }
+        other => return Err(format!("expected a timeout of task 1, got {other:?}")),
+    }
+    // Alone, the tasks are on threads, which cannot be interrupted: the call waits for the
+    // late one, as `threading` does. A rank is another process: the call returns at once.
+    check(
+        workers == 0 || started.elapsed() < Duration::from_millis(1_500),
+        || format!("the timeout took {:?} to come back", started.elapsed()),
+    )?;
+
+    // Work that cannot travel (a closure with a capture) runs on rank 0's threads.
+    let offset = 10u64;
+    let local = Parallel::new()
+        .map(0..50u64, |x| x + offset)
+        .map_err(|e| e.to_string())?;
+    check(local == (10..60).collect::<Vec<_>>(), || {
+        "the local fallback is wrong".into()
+    })?;
+
+    Ok(())
+}
