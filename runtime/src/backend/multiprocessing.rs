@@ -36,6 +36,10 @@ use crate::process::fork;
 ///   `inner_max_num_threads` says otherwise);
 /// - a lock that another parent thread held at the moment of the fork stays locked in the
 ///   child (for example stdout's, if another thread was printing);
+/// - std's panic hook takes locks too: on first use the backend wraps the hook so that a
+///   panic in a child prints with one plain `write` to stderr (the hook the program had
+///   before still runs everywhere else). A hook the program installs later replaces the
+///   wrapper, and a task panicking in a child may then wait on a lock held at the fork;
 /// - buffered output of the parent not yet flushed is copied into the child, and may
 ///   appear twice if the task prints; children leave with `_exit`, so output a task
 ///   printed without a newline may be lost.

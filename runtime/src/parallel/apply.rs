@@ -5,7 +5,9 @@ use super::task::Task;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
-use crate::remote::{ErasedDecode, Outcome, RemoteBatch, RemoteForm, RemoteMap, ResultCodec};
+use crate::remote::{
+    ErasedDecode, Failure, FailureKind, Outcome, RemoteBatch, RemoteForm, RemoteMap, ResultCodec,
+};
 
 pub(crate) type TaskError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -169,6 +171,9 @@ pub(crate) enum RemoteDecoder<R> {
     Typed(fn(&[u8]) -> Outcome<R>),
     /// Kept by the tasks themselves; made for their output type `R`.
     Erased(ErasedDecode, PhantomData<fn() -> R>),
+    /// Kept by tasks returning `Result<R, E>`, whose first `Err` fails the batch: the
+    /// erased decoder made for that output, and the function that unwraps the results.
+    Fallible(ErasedDecode, fn(ErasedDecode, &[u8]) -> Outcome<R>),
 }
 
 impl<R> RemoteDecoder<R> {
@@ -184,8 +189,31 @@ impl<R> RemoteDecoder<R> {
                     slot.assume_init()
                 }
             }
+            RemoteDecoder::Fallible(decode, unwrap) => unwrap(*decode, bytes),
         }
     }
+}
+
+/// Decodes the outcome of tasks returning `Result<R, E>` and turns the first `Err` into the
+/// batch's failure, at that task, with the error's message (its type stays in the worker).
+fn unwrap_fallible<R, E: Into<TaskError>>(decode: ErasedDecode, bytes: &[u8]) -> Outcome<R> {
+    let outcome = RemoteDecoder::<Result<R, E>>::Erased(decode, PhantomData).decode(bytes)?;
+    Ok(outcome.and_then(|results| {
+        let mut out = Vec::with_capacity(results.len());
+        for (index, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    return Err(Failure {
+                        index,
+                        kind: FailureKind::Failed,
+                        message: e.into().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }))
 }
 
 /// The process-crossing form of a call shape, where it has one.
@@ -290,6 +318,18 @@ where
     R: Send,
     E: Into<TaskError>,
 {
+    fn encode(&self, tasks: Vec<T>) -> Encoded<T, R> {
+        let (form, decode) = match tasks.first().map(Task::__remote_form) {
+            Some(Some(form)) if tasks.iter().all(|t| t.__remote_form().is_some()) => form,
+            _ => return Encoded::Local(tasks),
+        };
+        encode_tasks(
+            form,
+            RemoteDecoder::Fallible(decode, unwrap_fallible::<R, E>),
+            tasks,
+            Task::__encode_input,
+        )
+    }
 }
 
 fn encode_tasks<T, R>(

@@ -58,6 +58,7 @@ pub(crate) struct Child {
 ///
 /// The `pipe` or `fork` error.
 pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
+    install_panic_hook();
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -129,6 +130,35 @@ fn child_main(work: ForkWork, pipe: OwnedFd, parent: libc::pid_t, report_starts:
     };
     // SAFETY: `_exit` ends the process at once; nothing of the parent's runs twice.
     unsafe { libc::_exit(code) }
+}
+
+/// Wraps the panic hook, once, so that a panic in a forked child prints with one raw
+/// `write` to stderr instead of through the standard hook: that one takes locks (stderr's,
+/// the backtrace printer's) that a thread of the parent may have held at the moment of the
+/// fork, and in the child nobody would ever release them. Elsewhere the previous hook runs
+/// as before.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !in_forked_child() {
+                return previous(info);
+            }
+            let thread = std::thread::current();
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let message = format!(
+                "thread '{}' (forked child {}) panicked at {location}:\n{}\n",
+                thread.name().unwrap_or("<unnamed>"),
+                std::process::id(),
+                info.payload_as_str().unwrap_or("Box<dyn Any>"),
+            );
+            let _ = write_all(libc::STDERR_FILENO, message.as_bytes());
+        }));
+    });
 }
 
 fn report_start(task: usize) {

@@ -16,7 +16,7 @@ mod probe;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use entry::{EntryFn, FailureKind, failed};
+pub(crate) use entry::{EntryFn, Failure, FailureKind, failed};
 pub(crate) use probe::{ErasedDecode, Outcome};
 pub use probe::{
     Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, ResultCodec, ResultsLocal, ResultsViaRef,
