@@ -28,6 +28,19 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The child side: `--serve <system> <workload> <spin_us> <jobs>`. Returns the exit code.
 pub fn serve(args: &[String]) -> i32 {
+    // Under mpirun every rank runs this; ranks other than 0 serve tasks inside `init` and
+    // exit there. Rank 0 keeps the session until it quits.
+    #[cfg(feature = "mpi")]
+    let _session = match args.first().map(String::as_str) {
+        Some(id) if System::parse(id) == Some(System::ParjobMpi) => match parjob::mpi::init() {
+            Ok(session) => Some(session),
+            Err(e) => {
+                println!("unavailable cannot start MPI: {}", one_line(&e.to_string()));
+                return 0;
+            }
+        },
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     let setup = parse_serve_args(args).and_then(|(system, spec, jobs)| {
         NativeSystem::new(system, jobs).map(|native| (native, spec))

@@ -120,7 +120,10 @@ impl NativeSystem {
     fn macro_form(&self) -> bool {
         matches!(
             self.system,
-            System::ParjobThreadingMacro | System::ParjobLoky | System::ParjobMultiprocessing
+            System::ParjobThreadingMacro
+                | System::ParjobLoky
+                | System::ParjobMultiprocessing
+                | System::ParjobMpi
         )
     }
 
@@ -191,7 +194,10 @@ impl NativeSystem {
         let p = self.parallel().batch_size(1).pre_dispatch(1);
         let r = match self.system {
             System::ParjobThreading => p.map(0..n as u64, noop),
-            System::ParjobThreadingMacro | System::ParjobLoky | System::ParjobMultiprocessing => {
+            System::ParjobThreadingMacro
+            | System::ParjobLoky
+            | System::ParjobMultiprocessing
+            | System::ParjobMpi => {
                 let backend = self.backend();
                 parallel!(backend, n_jobs = self.n_jobs(), batch_size = 1, pre_dispatch = 1;
                     noop(x) for x in 0..n as u64)

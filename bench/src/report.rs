@@ -189,6 +189,7 @@ pub fn budgets(report: &Report) -> Vec<Budget> {
         }
     }
     out.push(evaluate(report, ParjobMpi, W2, Rule::VsRayon(1.5)));
+    out.push(evaluate(report, ParjobMpi, Rt, Rule::PerUnit(20e-6)));
     out
 }
 

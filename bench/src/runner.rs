@@ -235,7 +235,23 @@ fn command(
         Kind::Rust => {
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-            let mut cmd = Command::new(exe);
+            let mut cmd = if system == System::ParjobMpi {
+                // Rank 0 drives and `jobs` ranks work; mpirun passes stdin to rank 0.
+                let mut mpirun = Command::new("mpirun");
+                mpirun
+                    .args(["--oversubscribe", "-n", &(jobs + 1).to_string()])
+                    .arg(exe);
+                // SAFETY: `geteuid` has no preconditions.
+                if unsafe { libc::geteuid() } == 0 {
+                    // OpenMPI refuses root unless told twice (containers run as root).
+                    mpirun
+                        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+                        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+                }
+                mpirun
+            } else {
+                Command::new(exe)
+            };
             cmd.arg(SERVE_ARG)
                 .arg(system.id())
                 .arg(spec.workload.id())

@@ -198,8 +198,8 @@ impl System {
     /// find out that it cannot (a backend the runtime does not register).
     pub fn unavailable(self) -> Option<&'static str> {
         match self {
-            System::ParjobMpi => Some(
-                "not available: parjob's `mpi` backend is not implemented yet (it will need the `mpi` feature and mpirun)",
+            System::ParjobMpi if !cfg!(feature = "mpi") => Some(
+                "not available: build the bench with `--features mpi` (it needs an MPI library and mpirun)",
             ),
             _ => None,
         }

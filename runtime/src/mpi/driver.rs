@@ -141,7 +141,8 @@ fn drive(world: World, rx: &Receiver<Command>) {
             if job.is_abandoned() {
                 continue;
             }
-            let rank = idle.pop_front().unwrap_or(1);
+            // The rank that became idle last: it is still polling without sleeping.
+            let rank = idle.pop_back().unwrap_or(1);
             let id = next_id;
             next_id += 1;
             let message = wire::batch_message(id, &job);
