@@ -40,7 +40,7 @@
 //!
 //! # Failures
 //!
-//! A task that panics fails the call with [`Error::TaskPanicked`](crate::Error::TaskPanicked)
+//! A task that panics fails the call with [`Error::TaskPanicked`]
 //! and its message, and the rank goes on serving. A rank cannot be interrupted: after a
 //! failure or a per-task timeout the call returns at once, but a rank still inside one of
 //! its tasks stays busy until the task ends (later calls use the other ranks meanwhile). A
