@@ -764,11 +764,12 @@ fn check_unserialisable(_test: &str, backend: &'static str) {
         for (r, at) in [(run, 2), (comprehension, 5)] {
             match r {
                 Err(e @ Error::Transport { .. }) => {
-                    // postcard keeps no custom message: the `Serialize` impl's own words are
-                    // lost, its kind of failure is not.
+                    // The `Serialize` impl's own words reach the caller.
                     assert_eq!(
                         e.to_string(),
-                        format!("transport failed at task {at}: Serde Serialization Error"),
+                        format!(
+                            "transport failed at task {at}: Unserialisable(2) refuses to serialise"
+                        ),
                         "{backend}"
                     );
                     assert_eq!(e.task_index(), Some(at));

@@ -4,7 +4,7 @@
 //! ranks. Rank 0 runs `main`'s body with the [`Mpi`](crate::backend::Mpi) backend active;
 //! ranks 1 to N-1 never run it: they serve batches of tasks until rank 0 is done, then
 //! exit with status 0. A batch crosses to a rank as it crosses to a `loky` worker (an
-//! entry function's id and the postcard encoding of its inputs), so the same tasks run on
+//! entry function's id and the encoding of its inputs), so the same tasks run on
 //! both: comprehensions whose body captures nothing and `delayed!` calls, with inputs and
 //! results that implement serde's traits. The binary must be the same on every host.
 //!

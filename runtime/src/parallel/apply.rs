@@ -338,11 +338,8 @@ fn encode_tasks<T, R>(
     tasks: Vec<T>,
     encode: fn(T, &mut Vec<u8>) -> Result<(), String>,
 ) -> Encoded<T, R> {
-    // A postcard `Vec`: the count as a varint, then each element.
-    let mut payload = match postcard::to_allocvec(&tasks.len()) {
-        Ok(p) => p,
-        Err(e) => return Encoded::Unencodable(e.to_string()),
-    };
+    // A `Vec` in the task encoding: the count as a `u64`, then each element.
+    let mut payload = (tasks.len() as u64).to_le_bytes().to_vec();
     for task in tasks {
         if let Err(e) = encode(task, &mut payload) {
             return Encoded::Unencodable(e);

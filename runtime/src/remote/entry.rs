@@ -5,13 +5,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::format;
 use crate::error::panic_message;
 
 /// The signature every entry function has: the callee's address (0 for a zero-sized
 /// closure) and the encoded inputs in, the encoded [`BatchOutcome`] out.
 pub(crate) type EntryFn = fn(usize, &[u8]) -> Vec<u8>;
 
-/// How a batch ended, as the worker encodes it: tag 0 then the postcard `Vec` of results,
+/// How a batch ended, as the worker encodes it: tag 0 then the encoded `Vec` of results,
 /// or tag 1 then a [`Failure`].
 pub(crate) enum BatchOutcome<R> {
     Done(Vec<R>),
@@ -51,17 +52,17 @@ pub(crate) fn failed(index: usize, kind: FailureKind, message: String) -> Vec<u8
     };
     let mut out = vec![FAILED];
     // Encoding a struct of integers and a string into a Vec cannot fail.
-    out.extend(postcard::to_allocvec(&failure).unwrap_or_default());
+    let _ = format::encode_into(&failure, &mut out);
     out
 }
 
 /// Runs `call` on every decoded input, stopping at the first panic.
 fn run_batch<I, R>(input: &[u8], call: impl Fn(I) -> R) -> Vec<u8>
 where
-    I: DeserializeOwned,
-    R: Serialize,
+    I: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
-    let items: Vec<I> = match postcard::from_bytes(input) {
+    let items: Vec<I> = match format::decode_seq(input) {
         Ok(items) => items,
         Err(e) => return failed(0, FailureKind::Decode, e.to_string()),
     };
@@ -81,17 +82,17 @@ where
 }
 
 /// Encodes a batch's results as a worker sends them back.
-pub(crate) fn encode_done<R: Serialize>(results: Vec<R>) -> Vec<u8> {
+pub(crate) fn encode_done<R: Serialize + 'static>(results: Vec<R>) -> Vec<u8> {
     // Sized up front (see `encode_vec`): results of megabytes are common.
     let mut out = Vec::with_capacity(size_of_val(results.as_slice()).saturating_add(16));
     out.push(DONE);
-    match postcard::to_extend(&results, out) {
-        Ok(out) => out,
+    match format::encode_seq(&results, &mut out) {
+        Ok(()) => out,
         Err(e) => {
             // Find which result refused, for the error message.
             let index = results
                 .iter()
-                .position(|r| postcard::to_allocvec(r).is_err())
+                .position(|r| format::encode_into(r, &mut Vec::new()).is_err())
                 .unwrap_or(0);
             failed(index, FailureKind::Encode, e.to_string())
         }
@@ -101,8 +102,8 @@ pub(crate) fn encode_done<R: Serialize>(results: Vec<R>) -> Vec<u8> {
 /// Entry for a zero-sized `Copy` closure type `F`: the worker makes its own `F`.
 pub(crate) fn zero_sized_entry<I, R, F>(_callee: usize, input: &[u8]) -> Vec<u8>
 where
-    I: DeserializeOwned,
-    R: Serialize,
+    I: DeserializeOwned + 'static,
+    R: Serialize + 'static,
     F: Fn(I) -> R + Copy,
 {
     if size_of::<F>() != 0 {
@@ -122,8 +123,8 @@ where
 /// Entry for a `fn(I) -> R` pointer sent along as the callee.
 pub(crate) fn pointer_entry<I, R>(callee: usize, input: &[u8]) -> Vec<u8>
 where
-    I: DeserializeOwned,
-    R: Serialize,
+    I: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
     if callee == 0 {
         return failed(
@@ -139,12 +140,14 @@ where
 }
 
 /// Decodes what a worker sent back.
-pub(crate) fn decode_outcome<R: DeserializeOwned>(bytes: &[u8]) -> Result<BatchOutcome<R>, String> {
+pub(crate) fn decode_outcome<R: DeserializeOwned + 'static>(
+    bytes: &[u8],
+) -> Result<BatchOutcome<R>, String> {
     match bytes.split_first() {
-        Some((&DONE, rest)) => postcard::from_bytes(rest)
+        Some((&DONE, rest)) => format::decode_seq(rest)
             .map(BatchOutcome::Done)
             .map_err(|e| format!("cannot decode the results: {e}")),
-        Some((&FAILED, rest)) => postcard::from_bytes(rest)
+        Some((&FAILED, rest)) => format::decode(rest)
             .map(BatchOutcome::Failed)
             .map_err(|e| format!("cannot decode a failure report: {e}")),
         Some((tag, _)) => Err(format!("unknown outcome tag {tag}")),
@@ -155,9 +158,7 @@ pub(crate) fn decode_outcome<R: DeserializeOwned>(bytes: &[u8]) -> Result<BatchO
 /// The message of a failure report, if `bytes` is one (used to fingerprint the binary too).
 pub(crate) fn decode_failure(bytes: &[u8]) -> Option<String> {
     match bytes.split_first() {
-        Some((&FAILED, rest)) => postcard::from_bytes::<Failure>(rest)
-            .ok()
-            .map(|f| f.message),
+        Some((&FAILED, rest)) => format::decode::<Failure>(rest).ok().map(|f| f.message),
         _ => None,
     }
 }

@@ -1,10 +1,12 @@
 //! Work that can run in another process of the same binary.
 //!
 //! A batch crosses a process boundary as an [`EntryId`] — the position of a monomorphised
-//! entry function in the binary, relative to an anchor function — and bytes: the postcard
+//! entry function in the binary, relative to an anchor function — and bytes: the
 //! encoding of the batch's inputs. The worker, running the same executable, turns the id back
 //! into the function, which decodes the inputs, runs each task with panics caught, and
-//! encodes a outcome. Nothing but plain data crosses; code never does.
+//! encodes an outcome. Nothing but plain data crosses; code never does. Inputs and results
+//! use parjob's own serde encoding ([`format`]): fixed-width numbers, so that a large
+//! numeric payload costs little more than a copy.
 //!
 //! The function a task runs is either a `fn` pointer, sent along as a second id
 //! ([`Callee::Pointer`]), or a zero-sized `Copy` closure type baked into the entry function
@@ -12,6 +14,7 @@
 //! the worker can make its own.
 
 mod entry;
+pub(crate) mod format;
 mod probe;
 
 use serde::{Deserialize, Serialize};
@@ -87,7 +90,7 @@ pub struct RemoteBatch {
     pub entry: EntryId,
     /// The function each task calls.
     pub callee: Callee,
-    /// postcard encoding of the batch's inputs (a `Vec` of them).
+    /// The encoding of the batch's inputs (a `Vec` of them; see [`format`]).
     pub payload: Vec<u8>,
     /// [`EntryId::fingerprint`] of the binary that made the batch.
     pub binary: i64,
@@ -103,6 +106,17 @@ impl RemoteBatch {
     /// running the same executable (checked by the worker handshake). Otherwise `entry` and
     /// `callee` name arbitrary addresses.
     pub unsafe fn execute(&self) -> Vec<u8> {
+        // SAFETY: the caller's guarantee, passed on.
+        unsafe { self.execute_on(&self.payload) }
+    }
+
+    /// [`execute`](RemoteBatch::execute) with the encoded inputs given apart (the batch's
+    /// own `payload` is ignored): for inputs that arrived in shared memory.
+    ///
+    /// # Safety
+    ///
+    /// As for `execute`.
+    pub(crate) unsafe fn execute_on(&self, payload: &[u8]) -> Vec<u8> {
         if self.binary != EntryId::fingerprint() {
             // A different build: its ids mean nothing here.
             return entry::failed(
@@ -118,6 +132,6 @@ impl RemoteBatch {
             Callee::ZeroSized => 0,
             Callee::Pointer(id) => id.addr(),
         };
-        entry(callee, &self.payload)
+        entry(callee, payload)
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::entry::{self, BatchOutcome, EntryFn, Failure};
+use super::format;
 use super::{Callee, EntryId, RemoteBatch};
 
 /// A value that can be sent to a worker process and back: serde's `Serialize` and
@@ -16,9 +17,9 @@ use super::{Callee, EntryId, RemoteBatch};
     label = "`{Self}` does not implement serde's `Serialize` and `DeserializeOwned`",
     note = "process backends (`loky`, `multiprocessing`, `mpi`) move task inputs and results between processes with serde; derive `serde::Serialize` and `serde::Deserialize` for it, or use the `threading` backend"
 )]
-pub trait Transferable: Serialize + DeserializeOwned + Send {}
+pub trait Transferable: Serialize + DeserializeOwned + Send + 'static {}
 
-impl<T: Serialize + DeserializeOwned + Send> Transferable for T {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Transferable for T {}
 
 /// How to move a batch of `I` inputs to a worker process and its `R` results back.
 pub struct RemoteMap<I, R> {
@@ -62,13 +63,13 @@ pub(crate) type ErasedDecode = unsafe fn(&[u8], *mut ());
 ///
 /// `out` must point to writable, uninitialised memory for a
 /// `Result<Result<Vec<R>, Failure>, String>`.
-unsafe fn decode_into<R: DeserializeOwned>(bytes: &[u8], out: *mut ()) {
+unsafe fn decode_into<R: DeserializeOwned + 'static>(bytes: &[u8], out: *mut ()) {
     let value = decode_typed::<R>(bytes);
     // SAFETY: the caller passes a pointer to a slot of exactly this type.
     unsafe { out.cast::<Outcome<R>>().write(value) };
 }
 
-fn decode_typed<R: DeserializeOwned>(bytes: &[u8]) -> Outcome<R> {
+fn decode_typed<R: DeserializeOwned + 'static>(bytes: &[u8]) -> Outcome<R> {
     Ok(match entry::decode_outcome::<R>(bytes)? {
         BatchOutcome::Done(results) => Ok(results),
         BatchOutcome::Failed(failure) => Err(failure),
@@ -89,8 +90,8 @@ impl<I, R> RemoteMap<I, R> {
         self.form
     }
 
-    /// Appends one input to a batch payload (a batch is the inputs' count as a postcard
-    /// varint, then each input).
+    /// Appends one input to a batch payload (a batch is the inputs' count as a little-endian
+    /// `u64`, then each input).
     pub(crate) fn element_encoder(&self) -> fn(I, &mut Vec<u8>) -> Result<(), String> {
         self.encode_one
     }
@@ -104,28 +105,22 @@ impl<I, R> std::fmt::Debug for RemoteMap<I, R> {
     }
 }
 
-fn encode_vec<I: Serialize>(items: Vec<I>) -> Result<Vec<u8>, String> {
-    // Sized up front from the items' in-memory size, a fair guess for postcard: growing a
-    // buffer of megabytes by doubling costs more than the encoding.
-    let guess = size_of_val(items.as_slice()).saturating_add(16);
-    postcard::to_extend(&items, Vec::with_capacity(guess)).map_err(|e| e.to_string())
+fn encode_vec<I: Serialize + 'static>(items: Vec<I>) -> Result<Vec<u8>, String> {
+    // Sized up front from the items' in-memory size, a fair guess for the fixed-width
+    // encoding: growing a buffer of megabytes by doubling costs more than the encoding.
+    let mut out = Vec::with_capacity(size_of_val(items.as_slice()).saturating_add(16));
+    format::encode_seq(&items, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
-pub(crate) fn encode_one<I: Serialize>(item: I, out: &mut Vec<u8>) -> Result<(), String> {
+pub(crate) fn encode_one<I: Serialize + 'static>(item: I, out: &mut Vec<u8>) -> Result<(), String> {
     // Appends in place: one buffer for the whole batch, no allocation per input.
     let len = out.len();
-    match postcard::to_extend(&item, std::mem::take(out)) {
-        Ok(buf) => {
-            *out = buf;
-            Ok(())
-        }
-        Err(e) => {
-            // `to_extend` consumed the buffer; the batch is abandoned anyway, but leave the
-            // caller a buffer of the length it had.
-            out.resize(len, 0);
-            Err(e.to_string())
-        }
-    }
+    format::encode_value(&item, out).map_err(|e| {
+        // The batch is abandoned anyway, but leave the caller a buffer of the length it had.
+        out.truncate(len);
+        e.to_string()
+    })
 }
 
 impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
