@@ -190,3 +190,31 @@ fn the_first_failure_kills_the_busy_workers() {
         t0.elapsed()
     );
 }
+
+fn checksum(v: Vec<f64>) -> (usize, f64) {
+    (
+        v.len(),
+        v.iter().enumerate().map(|(i, x)| x * (i % 7) as f64).sum(),
+    )
+}
+
+#[test]
+fn large_inputs_arrive_intact_whatever_their_size() {
+    let _serial = serial();
+    // Around and well above the size from which inputs go through shared memory, growing
+    // and shrinking, so that a worker's region is grown and reused.
+    let lens = [
+        10usize, 30_000, 33_000, 200_000, 1_000, 1_100_000, 50, 400_000,
+    ];
+    let inputs: Vec<Vec<f64>> = lens
+        .iter()
+        .map(|&n| (0..n).map(|i| (i as f64).sin()).collect())
+        .collect();
+    let expected: Vec<(usize, f64)> = inputs.iter().cloned().map(checksum).collect();
+    for batch_size in [1, 3] {
+        let out = parallel!("loky", n_jobs = 2, batch_size = batch_size;
+            checksum(v) for v in inputs.clone())
+        .unwrap();
+        assert_eq!(out, expected, "batch_size {batch_size}");
+    }
+}

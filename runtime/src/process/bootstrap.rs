@@ -24,6 +24,9 @@ pub(crate) const WORKER_ENV: &str = "PARJOB_WORKER";
 /// The thread count nested parallel calls in the worker get.
 pub(crate) const INNER_ENV: &str = "PARJOB_WORKER_INNER";
 
+/// The worker's memory file for large batch inputs, a descriptor number (Linux).
+pub(crate) const SHM_ENV: &str = "PARJOB_WORKER_SHM";
+
 /// The first argument of every worker, so that `ps` shows what the process is.
 pub(crate) const MARKER_ARG: &str = "--parjob-worker";
 
@@ -42,22 +45,29 @@ fn become_worker_if_asked() {
         return;
     };
     let inner = std::env::var_os(INNER_ENV);
+    let shm = std::env::var_os(SHM_ENV);
     // SAFETY: this runs before `main`, from the loader's constructor list, so no thread of
     // ours reads the environment concurrently. Removed so that processes the tasks start do
     // not take themselves for workers.
     unsafe {
         std::env::remove_var(WORKER_ENV);
         std::env::remove_var(INNER_ENV);
+        std::env::remove_var(SHM_ENV);
     }
     let inner = inner
         .and_then(|v| v.to_str()?.trim().parse::<usize>().ok())
         .filter(|&k| k > 0)
         .unwrap_or(1);
+    // A descriptor that is not one of the pipe ends (checked again in `serve`).
+    let shm = shm
+        .and_then(|v| v.to_str()?.trim().parse::<RawFd>().ok())
+        .filter(|&fd| fd > 2);
     let code = match parse_ends(&value) {
-        Some(ends) => {
+        Some(ends) if shm.is_none_or(|fd| fd != ends.0 && fd != ends.1) => {
             // A panic must not unwind out of a constructor; report it as Rust would.
-            std::panic::catch_unwind(|| worker::serve(ends, inner)).unwrap_or(101)
+            std::panic::catch_unwind(|| worker::serve(ends, inner, shm)).unwrap_or(101)
         }
+        Some(_) => not_from_pool(),
         None => not_from_pool(),
     };
     std::process::exit(code);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::bootstrap::{INNER_ENV, MARKER_ARG, WORKER_ENV};
+use super::bootstrap::{INNER_ENV, MARKER_ARG, SHM_ENV, WORKER_ENV};
 use super::wire::{self, FromWorker, PipeIn, ToWorker, WireError};
 use crate::Error;
 use crate::remote::EntryId;
@@ -88,6 +88,9 @@ pub(crate) struct WorkerProcess {
     child: Child,
     to_worker: File,
     from_worker: PipeIn,
+    /// The worker's memory file for large inputs, if the system gave one.
+    #[cfg(target_os = "linux")]
+    pub(crate) shm: Option<super::shm::Region>,
 }
 
 impl WorkerProcess {
@@ -100,6 +103,13 @@ impl WorkerProcess {
         let (child_in, parent_out) = pipe()?;
         let (child_in_fd, child_out_fd) = (child_in.as_raw_fd(), child_out.as_raw_fd());
         let parent_pid = std::process::id();
+        // Without one, large inputs go through the pipe like small ones.
+        #[cfg(target_os = "linux")]
+        let shm = super::shm::Region::create().ok();
+        #[cfg(target_os = "linux")]
+        let shm_fd = shm.as_ref().map_or(-1, super::shm::Region::raw_fd);
+        #[cfg(not(target_os = "linux"))]
+        let shm_fd: RawFd = -1;
 
         let mut cmd = Command::new(&launch.program);
         cmd.arg0(&launch.arg0)
@@ -107,6 +117,9 @@ impl WorkerProcess {
             .env(WORKER_ENV, format!("{child_in_fd},{child_out_fd}"))
             .env(INNER_ENV, launch.inner_threads.to_string())
             .stdin(Stdio::null());
+        if shm_fd >= 0 {
+            cmd.env(SHM_ENV, shm_fd.to_string());
+        }
         for var in THREAD_VARS {
             if std::env::var_os(var).is_none() {
                 cmd.env(var, launch.inner_threads.to_string());
@@ -119,9 +132,12 @@ impl WorkerProcess {
         unsafe {
             cmd.pre_exec(move || {
                 #[cfg(target_os = "linux")]
-                close_others_on_exec(child_in_fd, child_out_fd);
+                close_others_on_exec([child_in_fd, child_out_fd, shm_fd]);
                 inherit(child_in_fd)?;
                 inherit(child_out_fd)?;
+                if shm_fd >= 0 {
+                    inherit(shm_fd)?;
+                }
                 #[cfg(target_os = "linux")]
                 {
                     // Set here, before `exec`, so no instant exists where the worker could
@@ -153,6 +169,8 @@ impl WorkerProcess {
             child,
             to_worker: File::from(parent_out),
             from_worker: PipeIn::new(parent_in),
+            #[cfg(target_os = "linux")]
+            shm,
         };
         match worker.handshake(launch, parent_pid) {
             Ok(()) => Ok(worker),
@@ -250,6 +268,7 @@ impl WorkerProcess {
             mut child,
             to_worker,
             from_worker,
+            ..
         } = self;
         drop((to_worker, from_worker));
         wait_briefly(&mut child)
@@ -308,30 +327,41 @@ fn inherit(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Marks every descriptor but the standard ones and `a`, `b` close-on-exec, in the child
-/// between `fork` and `exec`: even descriptors this process inherited without the flag (a
-/// jobserver's, a shell's) do not reach workers. Best effort: kernels before 5.11 lack
-/// `CLOSE_RANGE_CLOEXEC`, and such descriptors then pass as they would to any child.
+/// Marks every descriptor but the standard ones and those in `keep` (negative entries are
+/// ignored) close-on-exec, in the child between `fork` and `exec`: even descriptors this
+/// process inherited without the flag (a jobserver's, a shell's) do not reach workers. Best
+/// effort: kernels before 5.11 lack `CLOSE_RANGE_CLOEXEC`, and such descriptors then pass
+/// as they would to any child. Allocates nothing.
 #[cfg(target_os = "linux")]
-fn close_others_on_exec(a: RawFd, b: RawFd) {
-    let (lo, hi) = (a.min(b) as libc::c_uint, a.max(b) as libc::c_uint);
-    if lo < 3 || lo == hi {
-        return;
-    }
-    for (first, last) in [(3, lo - 1), (lo + 1, hi - 1), (hi + 1, libc::c_uint::MAX)] {
-        if first <= last {
-            // SAFETY: `close_range` with `CLOSE_RANGE_CLOEXEC` only sets descriptor flags;
-            // an unsupported flag is an error return, ignored.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    first,
-                    last,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                )
-            };
+fn close_others_on_exec(mut keep: [RawFd; 3]) {
+    keep.sort_unstable();
+    // The first descriptor not yet covered.
+    let mut next: libc::c_uint = 3;
+    for fd in keep {
+        if fd < 3 {
+            continue;
         }
+        let fd = fd as libc::c_uint;
+        if fd > next {
+            cloexec_range(next, fd - 1);
+        }
+        next = next.max(fd + 1);
     }
+    cloexec_range(next, libc::c_uint::MAX);
+}
+
+#[cfg(target_os = "linux")]
+fn cloexec_range(first: libc::c_uint, last: libc::c_uint) {
+    // SAFETY: `close_range` with `CLOSE_RANGE_CLOEXEC` only sets descriptor flags; an
+    // unsupported flag is an error return, ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            last,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
 }
 
 /// How a worker ended, as `WorkerDied::detail` says it: "killed by signal 9 (SIGKILL)",

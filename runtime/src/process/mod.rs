@@ -36,6 +36,8 @@ mod child;
 pub(crate) mod fork;
 #[cfg(unix)]
 mod pool;
+#[cfg(target_os = "linux")]
+mod shm;
 #[cfg(all(unix, test))]
 mod tests;
 #[cfg(unix)]

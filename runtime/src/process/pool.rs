@@ -562,10 +562,14 @@ fn run(
     report_starts: bool,
 ) -> Result<(), RunEnd> {
     let batch_id = reply.batch_id;
-    match worker.send(
-        &ToWorker::run(batch_id, report_starts, &batch),
-        &batch.payload,
-    ) {
+    let sent = match shared_region(worker, &batch) {
+        Some(true) => worker.send(&ToWorker::run_shared(batch_id, report_starts, &batch), &[]),
+        _ => worker.send(
+            &ToWorker::run(batch_id, report_starts, &batch),
+            &batch.payload,
+        ),
+    };
+    match sent {
         Ok(()) => {}
         // Refused before a byte was written (too large): the worker is fine.
         Err(e @ (WireError::TooLarge { .. } | WireError::Malformed(_))) => {
@@ -593,6 +597,29 @@ fn run(
             Err(e) => return Err(RunEnd::Broken(e)),
         }
     }
+}
+
+/// Puts a large batch's inputs in the worker's shared region: `Some(true)` if they are
+/// there, `None` if the batch is small or the worker has no region (or it failed), so
+/// that the inputs go through the pipe.
+#[cfg(target_os = "linux")]
+fn shared_region(worker: &mut WorkerProcess, batch: &RemoteBatch) -> Option<bool> {
+    if batch.payload.len() < super::shm::MIN_SHARED {
+        return None;
+    }
+    let region = worker.shm.as_mut()?;
+    match region.write(&batch.payload) {
+        Ok(()) => Some(true),
+        Err(e) => {
+            tracing::debug!("parjob: shared memory refused a batch ({e}); using the pipe");
+            None
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn shared_region(_worker: &mut WorkerProcess, _batch: &RemoteBatch) -> Option<bool> {
+    None
 }
 
 /// Writes to a worker that died fail with `EPIPE` instead of raising `SIGPIPE`, even in

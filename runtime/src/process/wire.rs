@@ -32,7 +32,7 @@ pub(crate) const MAX_HELLO: usize = 256;
 pub(crate) const STALL: Duration = Duration::from_secs(30);
 
 /// Bumped whenever a message changes shape.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Room a frame buffer is reserved with before its first byte arrives; longer frames grow
 /// as their bytes come, so that a corrupted length costs nothing.
@@ -61,6 +61,16 @@ pub(crate) enum ToWorker {
         callee: Callee,
         binary: i64,
     },
+    /// As `Run`, but the payload is the first `len` bytes of the worker's shared memory
+    /// file (see `shm`), and the frame has no tail.
+    RunShared {
+        batch_id: u64,
+        report_starts: bool,
+        entry: EntryId,
+        callee: Callee,
+        binary: i64,
+        len: u64,
+    },
     /// Exit now.
     Shutdown,
 }
@@ -74,6 +84,18 @@ impl ToWorker {
             entry: batch.entry,
             callee: batch.callee,
             binary: batch.binary,
+        }
+    }
+
+    /// The `RunShared` message for `batch`, whose payload is in the shared region.
+    pub(crate) fn run_shared(batch_id: u64, report_starts: bool, batch: &RemoteBatch) -> ToWorker {
+        ToWorker::RunShared {
+            batch_id,
+            report_starts,
+            entry: batch.entry,
+            callee: batch.callee,
+            binary: batch.binary,
+            len: batch.payload.len() as u64,
         }
     }
 }
@@ -205,6 +227,18 @@ pub(crate) struct PipeIn(File);
 impl PipeIn {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         PipeIn(File::from(fd))
+    }
+
+    /// Whether a byte arrives within `wait` (or the pipe closes).
+    pub(crate) fn ready_within(&self, wait: Duration) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid `pollfd`.
+        let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+        n != 0
     }
 }
 

@@ -24,7 +24,11 @@ static OUTPUT: OnceLock<File> = OnceLock::new();
 static CURRENT_BATCH: AtomicU64 = AtomicU64::new(0);
 
 /// Serves the parent at the other end of `ends`; returns the exit code.
-pub(crate) fn serve((read_fd, write_fd): (RawFd, RawFd), inner_threads: usize) -> i32 {
+pub(crate) fn serve(
+    (read_fd, write_fd): (RawFd, RawFd),
+    inner_threads: usize,
+    shm_fd: Option<RawFd>,
+) -> i32 {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: `prctl` with integer arguments only changes this process's death signal.
@@ -49,6 +53,8 @@ pub(crate) fn serve((read_fd, write_fd): (RawFd, RawFd), inner_threads: usize) -
     // SAFETY: `signal` with a standard disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 
+    let mut region = shared_region(shm_fd);
+    keep_freed_memory();
     let mut input = PipeIn::new(input);
     let mut output = File::from(output);
     let parent_pid = match handshake(&mut input, &mut output) {
@@ -61,7 +67,13 @@ pub(crate) fn serve((read_fd, write_fd): (RawFd, RawFd), inner_threads: usize) -
 
     let output = OUTPUT.get_or_init(|| output);
     scope::push(Arc::new(inner_frame(inner_threads)));
+    // Whether memory freed by the last batches may still be held (see `keep_freed_memory`).
+    let mut holding = false;
     loop {
+        if holding && !input.ready_within(GIVE_BACK_AFTER) {
+            give_back_freed_memory();
+        }
+        holding = true;
         match wire::recv::<ToWorker, _>(&mut input, wire::MAX_FRAME, None) {
             // The parent is gone, or closed the pool.
             Ok(None) | Ok(Some((ToWorker::Shutdown, _))) => return 0,
@@ -81,26 +93,38 @@ pub(crate) fn serve((read_fd, write_fd): (RawFd, RawFd), inner_threads: usize) -
                     payload,
                     binary,
                 };
-                CURRENT_BATCH.store(batch_id, Ordering::Relaxed);
-                let previous =
-                    super::set_task_start_hook(report_starts.then_some(report_start as fn(usize)));
-                // SAFETY: the handshake checked that the parent runs this very build
-                // (equal fingerprints), and batches come only from that parent's pool.
-                let outcome = unsafe { batch.execute() };
-                super::set_task_start_hook(previous);
-                drop(batch);
-                match wire::send(&mut &*output, &FromWorker::Done { batch_id }, &outcome) {
-                    Ok(()) => {}
-                    // The parent is gone.
-                    Err(WireError::Io(_)) => return 0,
-                    Err(e) => {
-                        // The parent sees the exit code; this line says why.
-                        eprintln!(
-                            "parjob: worker {} cannot send the results of a batch ({e}); exiting",
-                            std::process::id()
-                        );
-                        return 1;
-                    }
+                if let Err(code) = run_batch(output, batch_id, report_starts, &batch, None) {
+                    return code;
+                }
+            }
+            Ok(Some((
+                ToWorker::RunShared {
+                    batch_id,
+                    report_starts,
+                    entry,
+                    callee,
+                    binary,
+                    len,
+                },
+                _,
+            ))) => {
+                let batch = RemoteBatch {
+                    entry,
+                    callee,
+                    payload: Vec::new(),
+                    binary,
+                };
+                let shared = match (region.as_mut(), usize::try_from(len)) {
+                    (Some(region), Ok(len)) => region.read(len).map_err(|e| e.to_string()),
+                    _ => Err("no shared region".to_owned()),
+                };
+                let payload = match shared {
+                    Ok(payload) => payload,
+                    Err(e) => return protocol_error(format!("a shared batch: {e}")),
+                };
+                if let Err(code) = run_batch(output, batch_id, report_starts, &batch, Some(payload))
+                {
+                    return code;
                 }
             }
             Ok(Some((ToWorker::Hello { .. }, _))) => {
@@ -110,6 +134,104 @@ pub(crate) fn serve((read_fd, write_fd): (RawFd, RawFd), inner_threads: usize) -
             Err(WireError::Io(_) | WireError::Truncated { .. }) => return 0,
             Err(e) => return protocol_error(e),
         }
+    }
+}
+
+/// An idle worker returns the memory its batches freed after this long without work.
+const GIVE_BACK_AFTER: Duration = Duration::from_secs(1);
+
+/// Keeps memory freed between batches in the allocator instead of returning it to the
+/// system at once: a worker that decodes a large input per batch would otherwise fault in
+/// fresh pages for every one (glibc trims the heap top and maps large blocks afresh). The
+/// memory goes back once the worker is idle (`give_back_freed_memory`). Only glibc's
+/// allocator is concerned; with another one these calls change nothing.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes allocator parameters. Setting one turns glibc's dynamic
+    // thresholds off, so both are set: blocks up to 32 MiB come from the heap, and the heap
+    // is not trimmed when they are freed.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+}
+
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory of the heap to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Runs one batch (its inputs in `shared`, or in its payload) and sends the outcome; the
+/// exit code if the worker must stop.
+fn run_batch(
+    output: &File,
+    batch_id: u64,
+    report_starts: bool,
+    batch: &RemoteBatch,
+    shared: Option<&[u8]>,
+) -> Result<(), i32> {
+    CURRENT_BATCH.store(batch_id, Ordering::Relaxed);
+    let previous = super::set_task_start_hook(report_starts.then_some(report_start as fn(usize)));
+    // SAFETY: the handshake checked that the parent runs this very build (equal
+    // fingerprints), and batches come only from that parent's pool.
+    let outcome = unsafe {
+        match shared {
+            Some(payload) => batch.execute_on(payload),
+            None => batch.execute(),
+        }
+    };
+    super::set_task_start_hook(previous);
+    match wire::send(&mut &*output, &FromWorker::Done { batch_id }, &outcome) {
+        Ok(()) => Ok(()),
+        // The parent is gone.
+        Err(WireError::Io(_)) => Err(0),
+        Err(e) => {
+            // The parent sees the exit code; this line says why.
+            eprintln!(
+                "parjob: worker {} cannot send the results of a batch ({e}); exiting",
+                std::process::id()
+            );
+            Err(1)
+        }
+    }
+}
+
+/// The memory file the pool gave this worker, if `fd` is one: an open regular file (what a
+/// memory file looks like to `fstat`).
+#[cfg(target_os = "linux")]
+fn shared_region(fd: Option<RawFd>) -> Option<super::shm::Region> {
+    let fd = fd?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct; `fstat` fills it
+    // for any descriptor (a bad one is an error return).
+    let regular = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+    };
+    if !regular {
+        return None;
+    }
+    set_cloexec(fd);
+    // SAFETY: the descriptor is open (checked), this process inherited it from its pool,
+    // and only this function takes it, once, before any batch.
+    Some(unsafe { super::shm::Region::inherited(fd) })
+}
+
+/// Without memory files every batch comes through the pipe.
+#[cfg(not(target_os = "linux"))]
+fn shared_region(_fd: Option<RawFd>) -> Option<NoRegion> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+struct NoRegion;
+
+#[cfg(not(target_os = "linux"))]
+impl NoRegion {
+    fn read(&mut self, _len: usize) -> Result<&[u8], String> {
+        Err("no shared memory here".into())
     }
 }
 

@@ -426,7 +426,7 @@ fn nested_calls_in_a_worker_see_threading_with_the_inner_thread_count() {
 }
 
 #[test]
-fn workers_inherit_only_their_two_pipe_ends() {
+fn workers_inherit_only_their_pipe_ends_and_memory_file() {
     let pool = pool(1);
     let fds = run(&pool, open_fds, vec![0]).unwrap().unwrap().remove(0);
     // Kernels before 5.11 cannot mark descriptors close-on-exec wholesale: there, those this
@@ -442,8 +442,18 @@ fn workers_inherit_only_their_two_pipe_ends() {
         .iter()
         .filter(|(fd, _)| !inherited.contains(fd))
         .collect();
-    // stdin, stdout, stderr, two pipe ends, and the directory `read_dir` holds open.
-    assert_eq!(own.len(), 6, "{fds:?}");
+    // stdin, stdout, stderr, two pipe ends, the memory file for large batches (Linux), and
+    // the directory `read_dir` holds open.
+    let memory_files = own
+        .iter()
+        .filter(|(fd, what)| *fd > 2 && what.starts_with("/memfd:parjob-batch"))
+        .count();
+    assert_eq!(
+        memory_files,
+        usize::from(cfg!(target_os = "linux")),
+        "{fds:?}"
+    );
+    assert_eq!(own.len(), 6 + memory_files, "{fds:?}");
     // Beyond the standard three (which may be pipes, files or terminals), exactly the two
     // pipe ends to the parent.
     assert_eq!(
