@@ -63,12 +63,26 @@ pub(crate) fn decode<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// same bytes as `encode_into` of the `Vec`.
 pub(crate) fn encode_seq<T: Serialize + 'static>(values: &[T], out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    if let Some(bytes) = bulk::slice_bytes(values) {
+        // A sequence of numbers: its memory is its encoding.
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
     values.iter().try_for_each(|v| encode_value(v, out))
 }
 
 /// Decodes what [`encode_seq`] made; the bytes must hold exactly that.
 pub(crate) fn decode_seq<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<Vec<T>> {
     let mut decoder = Decoder { input: bytes };
+    if let Some(values) = bulk::decode_numbers::<T>(&mut decoder) {
+        let values = values?;
+        return match decoder.input.len() {
+            0 => Ok(values),
+            left => Err(FormatError(format!(
+                "{left} bytes left over after the values"
+            ))),
+        };
+    }
     let count = decoder.count()?;
     // The count is checked, not trusted: room for at most one value per byte left, and at
     // most 64 MiB up front; a longer sequence grows as its values arrive.
@@ -173,6 +187,46 @@ mod bulk {
             out.set_len(len);
         }
         Ok(out)
+    }
+
+    /// The memory of `values` if `T` is a number type, on a little-endian machine.
+    pub(super) fn slice_bytes<T: 'static>(values: &[T]) -> Option<&[u8]> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        let id = TypeId::of::<T>();
+        macro_rules! try_types {
+            ($($t:ty),*) => {$(
+                if id == TypeId::of::<$t>() {
+                    // SAFETY: `T` is `$t` (equal type ids): the same slice, retyped.
+                    let v = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<$t>(), values.len()) };
+                    return Some(bytes_of(v));
+                }
+            )*};
+        }
+        try_types!(f64, f32, i64, u64, i32, u32, i16, u16, i8, u8);
+        None
+    }
+
+    /// Decodes a sequence of `T` (its count, then the values) if `T` is a number type.
+    pub(super) fn decode_numbers<T: 'static>(decoder: &mut Decoder<'_>) -> Option<Result<Vec<T>>> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        let id = TypeId::of::<T>();
+        macro_rules! try_types {
+            ($($t:ty),*) => {$(
+                if id == TypeId::of::<$t>() {
+                    return Some(read::<$t>(decoder).map(|v| {
+                        let boxed: Box<dyn Any> = Box::new(v);
+                        // The type ids are equal: the downcast cannot fail.
+                        *boxed.downcast::<Vec<T>>().unwrap_or_else(|_| unreachable!("same type id"))
+                    }));
+                }
+            )*};
+        }
+        try_types!(f64, f32, i64, u64, i32, u32, i16, u16, i8, u8);
+        None
     }
 
     /// Decodes a `T` that is a vector of numbers; `None` for any other type.
@@ -859,6 +913,14 @@ mod tests {
         let mut out = Vec::new();
         encode_seq(&ints, &mut out).unwrap();
         assert_eq!(decode_seq::<Vec<i16>>(&out).unwrap(), ints);
+        let flat: Vec<i64> = (-500..500).collect();
+        let mut fast = Vec::new();
+        encode_seq(&flat, &mut fast).unwrap();
+        let mut slow = Vec::new();
+        encode_into(&flat, &mut slow).unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(decode_seq::<i64>(&fast).unwrap(), flat);
+        assert!(decode_seq::<i64>(&fast[..fast.len() - 1]).is_err());
         // Truncated bulk data is an error too.
         for len in 0..out.len() {
             assert!(
