@@ -1,6 +1,7 @@
 //! Work in worker processes with the `loky` backend: tasks run in other processes of this
 //! same program, a crash in one is an error rather than the end of the program, and the
-//! workers are reused by the next call.
+//! workers are reused by the next call. Then the legacy `multiprocessing` backend, whose
+//! forked children see the caller's data without serialising it.
 //!
 //! Run it with `cargo run -p parjob-examples --example processes`.
 
@@ -69,5 +70,14 @@ fn main() -> Result<(), Error> {
         .n_jobs(2)
         .run((0..4).map(|i| delayed!(worker_pid(i))))?;
     println!("the next call runs in workers {again:?}");
+
+    // multiprocessing: a child is forked per batch, so the body may capture (here a table
+    // built by the parent); only the results travel back.
+    let table: Vec<u64> = (1..=1_000).map(|n| n * n).collect();
+    let sums = parallel!("multiprocessing", n_jobs = 2;
+        (table[..k].iter().sum::<u64>(), std::process::id()) for k in [10, 100, 1_000])?;
+    for (k, (sum, pid)) in [10, 100, 1_000].iter().zip(&sums) {
+        println!("sum of the first {k} squares: {sum} (forked child {pid})");
+    }
     Ok(())
 }
