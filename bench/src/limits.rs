@@ -135,6 +135,7 @@ pub fn pipe_echo() -> i32 {
         if n <= 0 {
             return 0;
         }
+        // SAFETY: as above; `n` bytes of the buffer were just read into.
         let w = unsafe { libc::write(1, buf.as_ptr().cast(), n as usize) };
         if w != n {
             return 1;

@@ -249,18 +249,21 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
                         }
                         let chunk_started = Instant::now();
                         let failed = match (dest, chunk >= left) {
-                            // SAFETY (both `Some` arms): the batch's range has room for all
-                            // its tasks, and the first `written` of them are filled.
                             (Some(d), true) => {
                                 let rest = std::mem::replace(&mut items, Vec::new().into_iter());
+                                // SAFETY: the batch's range has room for all its tasks, and
+                                // the first `written` of them are filled.
                                 unsafe {
                                     apply.apply_into(rest, d.0.add(written), &mut written_now)
                                 }
                             }
-                            (Some(d), false) => unsafe {
+                            (Some(d), false) => {
                                 let chunk = items.by_ref().take(chunk);
-                                apply.apply_into(chunk, d.0.add(written), &mut written_now)
-                            },
+                                // SAFETY: as above; the chunk is part of the batch's tasks.
+                                unsafe {
+                                    apply.apply_into(chunk, d.0.add(written), &mut written_now)
+                                }
+                            }
                             (None, true) => {
                                 let rest = std::mem::replace(&mut items, Vec::new().into_iter());
                                 apply.apply_rest(rest, &mut results)
