@@ -38,6 +38,8 @@ pub(crate) mod fork;
 mod pool;
 #[cfg(target_os = "linux")]
 mod shm;
+#[cfg(unix)]
+mod sip;
 #[cfg(all(unix, test))]
 mod tests;
 #[cfg(unix)]
@@ -49,6 +51,8 @@ use std::cell::Cell;
 
 #[cfg(unix)]
 pub(crate) use pool::{Events, PoolConfig, PoolEvent, WorkerPool};
+#[cfg(all(unix, test))]
+pub(crate) use wire::{fuzz_frames, seed_frames};
 #[cfg(all(unix, feature = "mpi"))]
 pub(crate) use worker::inner_frame;
 

@@ -497,7 +497,7 @@ fn serve_slot(shared: &Shared, slot: u64) {
             },
         };
         if shared.wanted(slot) {
-            match run(worker, &reply, batch, report_starts) {
+            match run(worker, &reply, batch, report_starts, &shared.launch.secret) {
                 Ok(()) => {}
                 Err(RunEnd::Refused(e)) => reply.fail(e.into_error()),
                 Err(RunEnd::Died) => {
@@ -560,12 +560,16 @@ fn run(
     reply: &Reply,
     batch: RemoteBatch,
     report_starts: bool,
+    secret: &[u8; 32],
 ) -> Result<(), RunEnd> {
     let batch_id = reply.batch_id;
     let sent = match shared_region(worker, &batch) {
-        Some(true) => worker.send(&ToWorker::run_shared(batch_id, report_starts, &batch), &[]),
+        Some(true) => worker.send(
+            &ToWorker::run_shared(batch_id, report_starts, &batch, secret),
+            &[],
+        ),
         _ => worker.send(
-            &ToWorker::run(batch_id, report_starts, &batch),
+            &ToWorker::run(batch_id, report_starts, &batch, secret),
             &batch.payload,
         ),
     };

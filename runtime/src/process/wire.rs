@@ -32,7 +32,7 @@ pub(crate) const MAX_HELLO: usize = 256;
 pub(crate) const STALL: Duration = Duration::from_secs(30);
 
 /// Bumped whenever a message changes shape.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// Room a frame buffer is reserved with before its first byte arrives; longer frames grow
 /// as their bytes come, so that a corrupted length costs nothing.
@@ -60,6 +60,8 @@ pub(crate) enum ToWorker {
         entry: EntryId,
         callee: Callee,
         binary: i64,
+        /// [`batch_tag`] of the fields above, under the pool's secret.
+        tag: u64,
     },
     /// As `Run`, but the payload is the first `len` bytes of the worker's shared memory
     /// file (see `shm`), and the frame has no tail.
@@ -70,6 +72,8 @@ pub(crate) enum ToWorker {
         callee: Callee,
         binary: i64,
         len: u64,
+        /// As in `Run`.
+        tag: u64,
     },
     /// Exit now.
     Shutdown,
@@ -77,18 +81,29 @@ pub(crate) enum ToWorker {
 
 impl ToWorker {
     /// The `Run` message for `batch`; its payload goes as the tail.
-    pub(crate) fn run(batch_id: u64, report_starts: bool, batch: &RemoteBatch) -> ToWorker {
+    pub(crate) fn run(
+        batch_id: u64,
+        report_starts: bool,
+        batch: &RemoteBatch,
+        secret: &[u8; 32],
+    ) -> ToWorker {
         ToWorker::Run {
             batch_id,
             report_starts,
             entry: batch.entry,
             callee: batch.callee,
             binary: batch.binary,
+            tag: batch_tag(secret, batch_id, batch.entry, batch.callee, batch.binary),
         }
     }
 
     /// The `RunShared` message for `batch`, whose payload is in the shared region.
-    pub(crate) fn run_shared(batch_id: u64, report_starts: bool, batch: &RemoteBatch) -> ToWorker {
+    pub(crate) fn run_shared(
+        batch_id: u64,
+        report_starts: bool,
+        batch: &RemoteBatch,
+        secret: &[u8; 32],
+    ) -> ToWorker {
         ToWorker::RunShared {
             batch_id,
             report_starts,
@@ -96,8 +111,33 @@ impl ToWorker {
             callee: batch.callee,
             binary: batch.binary,
             len: batch.payload.len() as u64,
+            tag: batch_tag(secret, batch_id, batch.entry, batch.callee, batch.binary),
         }
     }
+}
+
+/// The keyed hash (SipHash-2-4 under the pool's secret) of what a batch asks the worker to
+/// call: a worker runs a batch only if its `tag` matches.
+pub(crate) fn batch_tag(
+    secret: &[u8; 32],
+    batch_id: u64,
+    entry: EntryId,
+    callee: Callee,
+    binary: i64,
+) -> u64 {
+    let mut data = [0u8; 33];
+    data[..8].copy_from_slice(&batch_id.to_le_bytes());
+    data[8..16].copy_from_slice(&entry.raw().to_le_bytes());
+    let (kind, callee) = match callee {
+        Callee::ZeroSized => (0, 0),
+        Callee::Pointer(id) => (1, id.raw()),
+    };
+    data[16] = kind;
+    data[17..25].copy_from_slice(&callee.to_le_bytes());
+    data[25..33].copy_from_slice(&binary.to_le_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&secret[..16]);
+    super::sip::hash(&key, &data)
 }
 
 /// What a worker sends its pool.
@@ -368,6 +408,100 @@ pub(crate) fn send<M: Message>(
     out.write_all(tail).map_err(WireError::Io)
 }
 
+/// Reads every frame of `bytes` as both message types, for the fuzz target; the errors met,
+/// as the calls would see them.
+#[cfg(test)]
+pub(crate) fn fuzz_frames(mut bytes: &[u8]) -> Vec<Error> {
+    let mut errors = Vec::new();
+    loop {
+        match read_frame(&mut bytes, 1 << 20, None) {
+            Ok(Some(body)) => {
+                if let Err(e) = decode::<ToWorker>(body.clone()) {
+                    errors.push(e.into_error());
+                }
+                if let Err(e) = decode::<FromWorker>(body) {
+                    errors.push(e.into_error());
+                }
+            }
+            Ok(None) => return errors,
+            Err(e) => {
+                errors.push(e.into_error());
+                return errors;
+            }
+        }
+    }
+}
+
+/// One frame of each message, for the fuzz seeds.
+#[cfg(test)]
+pub(crate) fn seed_frames() -> Vec<(String, Vec<u8>)> {
+    let frame = |head: Vec<u8>, tail: &[u8]| {
+        let mut f = head;
+        f.extend_from_slice(tail);
+        f
+    };
+    let batch = RemoteBatch {
+        entry: EntryId::of_addr(0x1234),
+        callee: Callee::Pointer(EntryId::of_addr(0x5678)),
+        payload: (0..64u8).collect(),
+        binary: 77,
+    };
+    let secret = [7u8; 32];
+    let hello = ToWorker::Hello {
+        version: PROTOCOL_VERSION,
+        secret,
+        fingerprint: -42,
+        parent_pid: 99,
+    };
+    let mut shared = ToWorker::run_shared(4, false, &batch, &secret);
+    if let ToWorker::RunShared { len, .. } = &mut shared {
+        *len = 1 << 20;
+    }
+    let enc = |m: &ToWorker, tail: &[u8]| frame(encode(m, tail).expect("encodable"), tail);
+    let enc_from = |m: &FromWorker, tail: &[u8]| frame(encode(m, tail).expect("encodable"), tail);
+    vec![
+        ("hello.bin".into(), enc(&hello, &[])),
+        (
+            "run.bin".into(),
+            enc(&ToWorker::run(3, true, &batch, &secret), &batch.payload),
+        ),
+        ("run-shared.bin".into(), enc(&shared, &[])),
+        ("shutdown.bin".into(), enc(&ToWorker::Shutdown, &[])),
+        (
+            "ready.bin".into(),
+            enc_from(&FromWorker::Ready { pid: 5, secret }, &[]),
+        ),
+        (
+            "started.bin".into(),
+            enc_from(
+                &FromWorker::Started {
+                    batch_id: 9,
+                    task: 2,
+                },
+                &[],
+            ),
+        ),
+        (
+            "done.bin".into(),
+            enc_from(&FromWorker::Done { batch_id: 9 }, &[0, 1, 2, 3]),
+        ),
+        (
+            "two-frames.bin".into(),
+            [
+                enc_from(
+                    &FromWorker::Started {
+                        batch_id: 1,
+                        task: 0,
+                    },
+                    &[],
+                ),
+                enc_from(&FromWorker::Done { batch_id: 1 }, &[0, 9]),
+            ]
+            .concat(),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +545,7 @@ mod tests {
                 },
                 &[],
             ),
-            frame(&ToWorker::run(3, true, &batch), &batch.payload),
+            frame(&ToWorker::run(3, true, &batch, &[7; 32]), &batch.payload),
             frame(&ToWorker::Shutdown, &[]),
             frame(
                 &FromWorker::Ready {
@@ -479,7 +613,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         // The payload is raw: 200 bytes plus a small head.
-        assert!(frames[1].len() < 200 + 32, "{}", frames[1].len());
+        assert!(frames[1].len() < 200 + 48, "{}", frames[1].len());
         let all: Vec<u8> = frames.concat();
         assert_eq!(read_all(&all), frames.len());
         // Only `Run` and `Done` take a tail.

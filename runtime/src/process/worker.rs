@@ -57,8 +57,8 @@ pub(crate) fn serve(
     keep_freed_memory();
     let mut input = PipeIn::new(input);
     let mut output = File::from(output);
-    let parent_pid = match handshake(&mut input, &mut output) {
-        Ok(pid) => pid,
+    let (parent_pid, secret) = match handshake(&mut input, &mut output) {
+        Ok(hello) => hello,
         Err(code) => return code,
     };
     #[cfg(not(target_os = "linux"))]
@@ -84,9 +84,13 @@ pub(crate) fn serve(
                     entry,
                     callee,
                     binary,
+                    tag,
                 },
                 payload,
             ))) => {
+                if tag != wire::batch_tag(&secret, batch_id, entry, callee, binary) {
+                    return protocol_error("a batch whose authentication tag does not match");
+                }
                 let batch = RemoteBatch {
                     entry,
                     callee,
@@ -105,9 +109,13 @@ pub(crate) fn serve(
                     callee,
                     binary,
                     len,
+                    tag,
                 },
                 _,
             ))) => {
+                if tag != wire::batch_tag(&secret, batch_id, entry, callee, binary) {
+                    return protocol_error("a batch whose authentication tag does not match");
+                }
                 let batch = RemoteBatch {
                     entry,
                     callee,
@@ -235,8 +243,9 @@ impl NoRegion {
     }
 }
 
-/// Checks the parent's `Hello` and answers `Ready`; the parent's pid, or the exit code.
-fn handshake(input: &mut PipeIn, output: &mut File) -> Result<u32, i32> {
+/// Checks the parent's `Hello` and answers `Ready`; the parent's pid and the pool's secret,
+/// or the exit code.
+fn handshake(input: &mut PipeIn, output: &mut File) -> Result<(u32, [u8; 32]), i32> {
     let hello = wire::recv::<ToWorker, _>(input, wire::MAX_HELLO, Some(HELLO_WAIT));
     let Ok(Some((
         ToWorker::Hello {
@@ -273,7 +282,7 @@ fn handshake(input: &mut PipeIn, output: &mut File) -> Result<u32, i32> {
         secret,
     };
     wire::send(output, &ready, &[]).map_err(|_| 0)?;
-    Ok(parent_pid)
+    Ok((parent_pid, secret))
 }
 
 fn protocol_error(problem: impl std::fmt::Display) -> i32 {

@@ -20,6 +20,20 @@ mod probe;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use entry::{EntryFn, Failure, FailureKind, failed};
+
+/// The outcome decoder, for the fuzz targets.
+#[cfg(test)]
+pub(crate) fn decode_outcome_for_fuzzing<R: serde::de::DeserializeOwned + 'static>(
+    bytes: &[u8],
+) -> bool {
+    entry::decode_outcome::<R>(bytes).is_ok()
+}
+
+/// The outcome encoder, for the fuzz seeds.
+#[cfg(test)]
+pub(crate) fn encode_done_for_fuzzing<R: Serialize + 'static>(results: Vec<R>) -> Vec<u8> {
+    entry::encode_done(results)
+}
 pub(crate) use probe::{ErasedDecode, Outcome};
 pub use probe::{
     Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, ResultCodec, ResultsLocal, ResultsViaRef,
@@ -45,7 +59,6 @@ impl EntryId {
     }
 
     /// The id as a number, for transports that frame batches themselves.
-    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn raw(self) -> i64 {
         self.0
     }

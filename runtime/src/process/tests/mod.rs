@@ -533,3 +533,45 @@ fn round_trip_of_an_8_mb_task() {
     );
     pool.shutdown();
 }
+
+#[test]
+fn a_batch_whose_tag_does_not_match_is_refused_and_the_worker_exits() {
+    use super::child::WorkerProcess;
+    use super::wire::{FromWorker, ToWorker};
+    let launch = Launch::new(1).unwrap();
+    let map = RemoteMap::pointer(double as fn(u64) -> u64);
+    let batch = map.batch(vec![21]).unwrap();
+
+    // The right tag: the worker runs the batch.
+    let mut worker = WorkerProcess::spawn(&launch).unwrap();
+    worker
+        .send(
+            &ToWorker::run(1, false, &batch, &launch.secret),
+            &batch.payload,
+        )
+        .unwrap();
+    match worker.recv() {
+        Ok(Some((FromWorker::Done { batch_id: 1 }, outcome))) => {
+            assert_eq!(map.outcome(&outcome).unwrap().unwrap(), [42]);
+        }
+        other => panic!("expected Done, got {other:?}"),
+    }
+    worker.shut_down();
+
+    // One bit off, or a tag made with another secret: nothing runs, the worker leaves.
+    for wrong in [1u64, 0] {
+        let mut worker = WorkerProcess::spawn(&launch).unwrap();
+        let mut msg = ToWorker::run(2, false, &batch, &launch.secret);
+        if let ToWorker::Run { tag, .. } = &mut msg {
+            *tag = if wrong == 1 {
+                *tag ^ 1
+            } else {
+                super::wire::batch_tag(&[9; 32], 2, batch.entry, batch.callee, batch.binary)
+            };
+        }
+        worker.send(&msg, &batch.payload).unwrap();
+        assert!(matches!(worker.recv(), Ok(None)), "the worker answered");
+        let status = worker.reap().unwrap();
+        assert_eq!(status.code(), Some(super::bootstrap::EXIT_NOT_A_WORKER));
+    }
+}
