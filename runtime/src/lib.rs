@@ -73,6 +73,8 @@
 pub mod backend;
 mod cpu;
 mod error;
+#[cfg(test)]
+mod fuzz;
 #[cfg(all(unix, feature = "mpi"))]
 pub mod mpi;
 mod parallel;

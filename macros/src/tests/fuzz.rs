@@ -302,17 +302,53 @@ fn random_token_streams_never_panic() {
     }
 }
 
+/// The seed corpus of the macros, `fuzz/corpus/macros/*.txt`: one input per file.
+fn corpus() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/macros");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the seed corpus {} is missing: {e}", dir.display()))
+        .map(|entry| entry.expect("a corpus entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("a seed file"))
+        .collect()
+}
+
+/// Mutants to run: `PARJOB_FUZZ_ITERS`, or 4,000.
+fn iterations() -> usize {
+    std::env::var("PARJOB_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4000)
+}
+
 #[test]
 fn mutated_valid_inputs_never_panic() {
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
-    let valid: Vec<&str> = [VALID_PARALLEL, VALID_DELAYED, VALID_ARGS, VALID_ITEMS].concat();
-    for case in 0..4000 {
+    let corpus = corpus();
+    assert!(!corpus.is_empty(), "no macro seeds");
+    let mut valid: Vec<&str> = [VALID_PARALLEL, VALID_DELAYED, VALID_ARGS, VALID_ITEMS].concat();
+    valid.extend(corpus.iter().map(String::as_str));
+    for source in &valid {
+        if let Err(failure) = exercise(&tokens(source)) {
+            panic!("seed: {failure}\ninput: {source}");
+        }
+    }
+    let n = iterations();
+    for case in 0..n {
         let source = rng.pick(&valid);
         let input = mutate(&mut rng, tokens(source));
         if let Err(failure) = exercise(&input) {
             panic!("case {case}: {failure}\ninput: {input}");
         }
     }
+    eprintln!(
+        "fuzz macros: {} inputs ({} seeds, {n} mutants), no finding",
+        valid.len() + n,
+        valid.len()
+    );
 }
 
 #[test]
