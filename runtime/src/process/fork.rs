@@ -30,6 +30,9 @@ static FORKED: AtomicBool = AtomicBool::new(false);
 /// The write end of the child's pipe to its parent.
 static CHILD_PIPE: AtomicI32 = AtomicI32::new(-1);
 
+/// See `spawn`.
+static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Whether this process is a child forked by the `multiprocessing` backend. Its other
 /// threads did not survive the fork: state that they owned (thread pools, worker pools,
 /// locks they held) must not be used.
@@ -59,6 +62,11 @@ pub(crate) struct Child {
 /// The `pipe` or `fork` error.
 pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
     install_panic_hook();
+    // Held from the pipe's creation until the parent has closed its write end, so that no
+    // other child forked meanwhile (by another thread of this backend) inherits that end:
+    // it would keep the pipe open after this child exits. (Close-on-exec does not help: a
+    // forked child does not exec.)
+    let forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -78,11 +86,15 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            // The guard was taken by this very thread: releasing the child's copy of the
+            // lock is a plain store, and lets this child fork children of its own.
+            drop(forking);
             drop(read);
             child_main(work, write, parent, report_starts)
         }
         pid => {
             drop(write);
+            drop(forking);
             // The parent's copy of the work is not run here: drop it now, before the reply
             // is finished (it may borrow from the caller).
             drop(work);
@@ -209,14 +221,22 @@ impl Child {
         let mut pos = 0;
         let mut reply: Option<Vec<u8>> = None;
         let mut broken: Option<String> = None;
+        // Set once the child has ended: what it wrote is in the pipe, so the reader only
+        // drains what is there, without waiting.
+        let mut ended = false;
         'read: loop {
             let mut pfd = libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             };
+            let wait = if ended {
+                0
+            } else {
+                POLL.as_millis() as libc::c_int
+            };
             // SAFETY: one valid `pollfd`.
-            let ready = unsafe { libc::poll(&mut pfd, 1, POLL.as_millis() as libc::c_int) };
+            let ready = unsafe { libc::poll(&mut pfd, 1, wait) };
             if ready < 0 {
                 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -225,10 +245,14 @@ impl Child {
                 break;
             }
             if ready == 0 {
-                // Still running, or gone while a copy of the pipe lives elsewhere.
-                if self.exited() {
+                if ended {
+                    // Drained: everything the child wrote has been read.
                     break;
                 }
+                // Still running, or gone while a copy of the pipe lives elsewhere (a
+                // process the task started). It may have written its outcome and exited
+                // since the poll: look once more before giving up on it.
+                ended = self.exited();
                 continue;
             }
             // Read straight into the buffer's spare room: an outcome of megabytes is
@@ -286,6 +310,12 @@ impl Child {
             if pos == buf.len() {
                 buf.clear();
                 pos = 0;
+            }
+            if reply.is_some() {
+                // The outcome is the child's last word: it is exiting now. Reaping it below
+                // does not wait for end of file, which a copy of the pipe held elsewhere
+                // could delay.
+                break;
             }
         }
         if broken.is_some() {
