@@ -9,9 +9,9 @@
 //! child ended. Calls that might hang run under a watchdog, so that a hang fails its test.
 #![cfg(unix)]
 
-use parjob::remote::Transferable;
 use parjob::{Error, Parallel, delayed, parallel};
-use parjob_tests::is_child;
+use parjob_tests::procfs::{children_of, stat_of};
+use parjob_tests::{is_child, par, run_on};
 use serde::{Deserialize, Serialize, Serializer};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -59,25 +59,6 @@ macro_rules! cells {
     };
 }
 
-/// A call on `backend` with two workers.
-fn par(backend: &str) -> Parallel {
-    Parallel::new().backend(backend).n_jobs(2)
-}
-
-/// `f(arg)` for every arg, as `Delayed::remote` tasks: they run in worker processes on the
-/// process backends, on threads or the calling thread on the others.
-fn run_on<A, R>(
-    p: Parallel,
-    f: fn(A) -> R,
-    args: impl IntoIterator<Item = A>,
-) -> Result<Vec<R>, Error>
-where
-    A: Transferable + 'static,
-    R: Transferable + 'static,
-{
-    p.run(args.into_iter().map(|a| parjob::Delayed::remote(f, a)))
-}
-
 /// Runs `f` on another thread and waits at most `limit` for it: a hang fails the test
 /// instead of stalling the run. A panic in `f` is resumed here.
 fn within<T: Send + 'static>(
@@ -122,16 +103,6 @@ fn assert_healthy(backend: &'static str) {
 
 // ----- processes --------------------------------------------------------------------------
 
-/// `/proc/<pid>/stat` fields after the command name: state, ppid.
-fn stat_of(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let mut fields = after.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
 /// Whether `pid` names a process that still runs (a zombie has ended).
 fn alive(pid: u32) -> bool {
     stat_of(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X' | 'x'))
@@ -139,26 +110,6 @@ fn alive(pid: u32) -> bool {
 
 fn cmdline(pid: u32) -> Option<Vec<u8>> {
     std::fs::read(format!("/proc/{pid}/cmdline")).ok()
-}
-
-/// Every process whose parent is `parent`, with its state.
-fn children_of(parent: u32) -> Vec<(u32, char)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some((state, ppid)) = stat_of(pid)
-            && ppid == parent
-        {
-            out.push((pid, state));
-        }
-    }
-    out
 }
 
 /// Children of this process forked by the `multiprocessing` backend (their command line is
