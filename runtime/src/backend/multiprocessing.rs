@@ -44,9 +44,9 @@ use crate::process::fork;
 ///   appear twice if the task prints; children leave with `_exit`, so output a task
 ///   printed without a newline may be lost.
 ///
-/// Forking costs around a millisecond for a small process and more for a large one, so
-/// batches aim at 50 ms. Prefer `loky` (fresh worker processes, reused across calls) for
-/// anything long-lived; `multiprocessing` is for tasks that need the caller's state without
+/// A batch costs a fork, a few hundred microseconds for a small process and more for a
+/// large one, so batches aim at 50 ms. Prefer `loky` (fresh worker processes, reused across
+/// calls) for anything long-lived; `multiprocessing` is for tasks that need the caller's state without
 /// serialising it.
 ///
 /// # Examples
@@ -236,7 +236,8 @@ impl Backend for Multiprocessing {
     }
 
     fn ideal_batch_duration(&self) -> Duration {
-        // A fork costs about a millisecond: batches of ~50 ms keep it near 2 %.
+        // A fork and its reply cost a few hundred microseconds (more for a large
+        // process): batches of ~50 ms keep that near 1 %.
         Duration::from_millis(50)
     }
 }
