@@ -171,9 +171,10 @@ fn hidden(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-/// A comprehension runs as `map` over `ITER` with the body `|PAT| Some(EXPR)` (or `None`
-/// when the condition, evaluated in the task, filters the item out). How its tasks may
-/// travel depends on what is known here:
+/// A comprehension runs as `map` over `ITER`: with the body `|PAT| EXPR` when it has no
+/// condition, or `|PAT| Some(EXPR)` (`None` when the condition, evaluated in the task,
+/// filters the item out) then flattened. How its tasks may travel depends on what is known
+/// here:
 ///
 /// - a shared-memory backend named at compile time: no remote form at all;
 /// - a process backend that starts its workers afresh (`loky`, `mpi`): the body must capture
@@ -198,13 +199,29 @@ fn comprehension_call(
         Pat::Or(_) => quote!((#pat)),
         _ => pat.to_token_stream(),
     };
-    let some = quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr));
-    let body = match cond {
-        Some(cond) => quote! {
-            if #cond { #some } else { ::core::option::Option::None }
-        },
-        None => some,
+    // The body and the runtime's names for this shape of comprehension.
+    let (body, names) = match cond {
+        Some(cond) => {
+            let some = quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr));
+            (
+                quote! { if #cond { #some } else { ::core::option::Option::None } },
+                Names::FILTERED,
+            )
+        }
+        None => (quote!(#expr), Names::PLAIN),
     };
+    let Names {
+        local,
+        job: job_fn,
+        remote_body,
+        check_results: check_results_fn,
+    } = names;
+    let (local, job_fn, remote_body, check_results_fn) = (
+        hidden_path(local),
+        hidden_path(job_fn),
+        hidden_path(remote_body),
+        hidden_path(check_results_fn),
+    );
     let (items, job, remote) = (
         hidden("__parjob_items"),
         hidden("__parjob_job"),
@@ -214,25 +231,26 @@ fn comprehension_call(
         Some(backend) if backend.moves_inputs => {
             let body_fn = hidden("__parjob_body");
             let check_items = quote_spanned!(iter.span()=> ::parjob::__private::require_transferable_items(&#items));
-            let check_results = quote_spanned!(expr.span()=> ::parjob::__private::require_transferable_results(&#body_fn));
+            let check_results =
+                quote_spanned!(expr.span()=> ::parjob::__private::#check_results_fn(&#body_fn));
             quote!({
                 let #items = #iter;
-                let #body_fn = ::parjob::__private::remote_body(&#items, |#pat| #body);
+                let #body_fn = ::parjob::__private::#remote_body(&#items, |#pat| #body);
                 #check_items;
                 #check_results;
                 #[allow(unused_imports)]
                 use ::parjob::__private::{ViaSerde as _, ViaShared as _};
                 #[allow(clippy::needless_borrow)]
                 let #remote = (&::parjob::__private::PointerProbe(#body_fn)).remote_map();
-                ::parjob::__private::comprehension_job(#items, #body_fn).run(#builder, #remote, ::core::option::Option::None)
+                ::parjob::__private::#job_fn(#items, #body_fn).run(#builder, #remote, ::core::option::Option::None)
             })
         }
         Some(backend) if !backend.runs_in_processes => {
-            quote!(::parjob::__private::comprehension(#builder, #iter, |#pat| #body))
+            quote!(::parjob::__private::#local(#builder, #iter, |#pat| #body))
         }
         backend => {
             let check_results = backend.map(|_| {
-                quote_spanned!(expr.span()=> ::parjob::__private::require_transferable_results(&#job.body_ref());)
+                quote_spanned!(expr.span()=> ::parjob::__private::#check_results_fn(&#job.body_ref());)
             });
             let results = hidden("__parjob_results");
             quote!({
@@ -241,7 +259,7 @@ fn comprehension_call(
                     ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _,
                     ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _
                 };
-                let #job = ::parjob::__private::comprehension_job(#iter, |#pat| #body);
+                let #job = ::parjob::__private::#job_fn(#iter, |#pat| #body);
                 #check_results
                 #[allow(clippy::needless_borrow)]
                 let #remote = (&&&&#job.probe()).remote_map();
@@ -251,6 +269,40 @@ fn comprehension_call(
             })
         }
     }
+}
+
+/// The runtime functions a comprehension of one shape calls.
+struct Names {
+    /// On a shared-memory backend named at compile time.
+    local: &'static str,
+    /// Builds the job the probes look at.
+    job: &'static str,
+    /// Coerces the body to a `fn` pointer (a process backend named at compile time).
+    remote_body: &'static str,
+    /// Checks that the results can travel.
+    check_results: &'static str,
+}
+
+impl Names {
+    /// `EXPR for PAT in ITER`: one result per item.
+    const PLAIN: Names = Names {
+        local: "map_comprehension",
+        job: "map_job",
+        remote_body: "remote_map_body",
+        check_results: "require_transferable_map_results",
+    };
+    /// `EXPR for PAT in ITER if COND`: an `Option` per item, flattened.
+    const FILTERED: Names = Names {
+        local: "comprehension",
+        job: "comprehension_job",
+        remote_body: "remote_body",
+        check_results: "require_transferable_results",
+    };
+}
+
+/// A name in `::parjob::__private`, spanned at the call site.
+fn hidden_path(name: &str) -> Ident {
+    Ident::new(name, Span::call_site())
 }
 
 /// `{ let a0 = ARG0; ...; Delayed::new(move || PATH(a0, ...)) }`: the arguments are

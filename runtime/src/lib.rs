@@ -216,6 +216,86 @@ pub mod __private {
         }
     }
 
+    /// `parallel!(EXPR for PAT in ITER)` (no condition) without a remote form: a plain `map`.
+    pub fn map_comprehension<It, I, R, F>(
+        parallel: Parallel,
+        items: It,
+        f: F,
+    ) -> Result<Vec<R>, Error>
+    where
+        It: IntoIterator<Item = I>,
+        I: Send,
+        R: Send,
+        F: Fn(I) -> R + Sync,
+    {
+        parallel.map(items, f)
+    }
+
+    impl<It, F> std::fmt::Debug for MapComprehension<It, F> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("MapComprehension")
+        }
+    }
+
+    /// A comprehension without a condition, its types fixed for the probes: every item
+    /// gives one result, so it runs as a plain `map` (no `Option` per result).
+    pub struct MapComprehension<It, F> {
+        items: It,
+        body: F,
+    }
+
+    /// Builds a [`MapComprehension`]; the body's parameter type is inferred from `items`.
+    pub fn map_job<It, R, F>(items: It, body: F) -> MapComprehension<It, F>
+    where
+        It: IntoIterator,
+        F: Fn(It::Item) -> R,
+    {
+        MapComprehension { items, body }
+    }
+
+    impl<It, R, F> MapComprehension<It, F>
+    where
+        It: IntoIterator,
+        F: Fn(It::Item) -> R,
+    {
+        /// The body, for checks on its types.
+        pub fn body_ref(&self) -> &F {
+            &self.body
+        }
+
+        /// The probe for `(&probe).remote_map()` and `(&probe).result_codec()`.
+        pub fn probe(&self) -> RemoteProbe<It::Item, R, F, Plain> {
+            RemoteProbe::plain(&self.body)
+        }
+
+        /// Runs the comprehension; `remote` lets a process backend take it, `results` lets
+        /// a forking one.
+        pub fn run(
+            self,
+            parallel: Parallel,
+            remote: Option<RemoteMap<It::Item, R>>,
+            results: Option<ResultCodec<R>>,
+        ) -> Result<Vec<R>, Error>
+        where
+            It::Item: Send,
+            R: Send,
+            F: Sync,
+        {
+            parallel.map_maybe_remote(self.items, self.body, remote, results)
+        }
+    }
+
+    /// As [`remote_body`], for a comprehension without a condition.
+    pub fn remote_map_body<It: IntoIterator, R>(
+        _items: &It,
+        body: fn(It::Item) -> R,
+    ) -> fn(It::Item) -> R {
+        body
+    }
+
+    /// As [`require_transferable_results`], for a comprehension without a condition.
+    pub fn require_transferable_map_results<I, R: Transferable, F: Fn(I) -> R>(_body: &F) {}
+
     /// Checks, where a process backend is named at compile time, that the body captures
     /// nothing: a closure coerces to a `fn` pointer only then, and rustc names the capture.
     pub fn remote_body<It: IntoIterator, R>(

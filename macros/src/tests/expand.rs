@@ -29,7 +29,7 @@ fn comprehension_without_header_probes_whether_tasks_can_travel() {
         parallel("neg(x) for x in xs"),
         expected(
             r#"{ #[allow(unused_imports)] use P::{ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _, ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
-   let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(neg(x)));
+   let __parjob_job = P::map_job(xs, |x| neg(x));
    #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
    #[allow(clippy::needless_borrow)] let __parjob_results = (&&&__parjob_job.probe()).result_codec();
    __parjob_job.run(P::Parallel::new(), __parjob_remote, __parjob_results) }"#
@@ -62,7 +62,7 @@ fn comprehension_header_keeps_explicit_n_jobs_and_runtime_backends() {
         parallel(r#"backend, n_jobs = 2, colour = "blue", prefer = "processes"; x for x in xs"#),
         expected(
             r#"{ #[allow(unused_imports)] use P::{ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _, ViaRefItem as _, ViaRefResult as _, ViaSerde as _, ViaShared as _};
-   let __parjob_job = P::comprehension_job(xs, |x| ::core::option::Option::Some(x));
+   let __parjob_job = P::map_job(xs, |x| x);
    #[allow(clippy::needless_borrow)] let __parjob_remote = (&&&&__parjob_job.probe()).remote_map();
    #[allow(clippy::needless_borrow)] let __parjob_results = (&&&__parjob_job.probe()).result_codec();
    __parjob_job.run(P::Parallel::new().backend(P::BackendSpec::from(backend)).n_jobs(2)
@@ -90,13 +90,13 @@ fn a_process_backend_named_at_compile_time_requires_a_remote_body() {
         parallel(r#"@bound("loky"); f(x) for x in xs"#),
         expected(
             r#"{ let __parjob_items = xs;
-                 let __parjob_body = P::remote_body(&__parjob_items, |x| ::core::option::Option::Some(f(x)));
+                 let __parjob_body = P::remote_map_body(&__parjob_items, |x| f(x));
                  P::require_transferable_items(&__parjob_items);
-                 P::require_transferable_results(&__parjob_body);
+                 P::require_transferable_map_results(&__parjob_body);
                  #[allow(unused_imports)] use P::{ViaSerde as _, ViaShared as _};
                  #[allow(clippy::needless_borrow)]
                  let __parjob_remote = (&P::PointerProbe(__parjob_body)).remote_map();
-                 P::comprehension_job(__parjob_items, __parjob_body).run(P::Parallel::new(), __parjob_remote, ::core::option::Option::None) }"#
+                 P::map_job(__parjob_items, __parjob_body).run(P::Parallel::new(), __parjob_remote, ::core::option::Option::None) }"#
         )
     );
 }
