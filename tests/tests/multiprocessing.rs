@@ -41,6 +41,24 @@ fn zombie_children() -> Vec<u32> {
     zombies
 }
 
+/// Children killed when a call gives up are reaped by the backend's threads as they end,
+/// a moment after the call returns (longer on a loaded machine, and other tests of this
+/// file fork meanwhile): zombies must be gone within a few seconds, not at once.
+fn assert_no_zombies_soon() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let zombies = zombie_children();
+        if zombies.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "children left unreaped for 10 s: {zombies:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn tasks_run_in_forked_children_and_see_captured_data() {
     let me = std::process::id();
@@ -191,7 +209,7 @@ fn a_dying_child_is_worker_died_naming_how_and_leaves_no_zombie() {
     // The next call is healthy.
     let ok = parallel!("multiprocessing", n_jobs = 2; square(x) for x in 0..10u64).unwrap();
     assert_eq!(ok[9], 81);
-    assert_eq!(zombie_children(), Vec::<u32>::new());
+    assert_no_zombies_soon();
 }
 
 fn sleeps(ms: u64) -> u64 {
@@ -211,7 +229,7 @@ fn a_timeout_kills_the_late_child_promptly() {
     );
     // Well under the 30 s the task would take: the child was killed, not waited for.
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(zombie_children(), Vec::<u32>::new());
+    assert_no_zombies_soon();
 }
 
 #[test]

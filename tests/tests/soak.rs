@@ -414,8 +414,12 @@ fn failures_leave_no_threads_descriptors_or_processes_behind() {
         after.threads <= before.threads + THREAD_SLACK,
         "threads grew: {before:?} -> {after:?}"
     );
+    // A loky worker holds 3 descriptors in this process (two pipe ends and its memory
+    // file): a pool that had one worker fewer when the first figures were taken (one was
+    // just killed by a fault and not yet replaced) accounts for them.
+    let replaced = after.workers.saturating_sub(before.workers);
     assert!(
-        after.fds <= before.fds + FD_SLACK,
+        after.fds <= before.fds + FD_SLACK + 3 * replaced,
         "descriptors leaked: {before:?} -> {after:?}"
     );
     assert!(

@@ -395,7 +395,7 @@ fn sleeps(ms: u64) -> u64 {
 }
 
 /// Two threads make `multiprocessing` calls at once: one forks children that sleep 100 ms,
-/// the other forks children for instant tasks under a 20 ms timeout. No task of the second
+/// the other forks children for instant tasks under a 50 ms timeout. No task of the second
 /// thread overruns its timeout, so every one of its calls succeeds.
 #[test]
 fn a_quick_forked_task_is_not_timed_out_by_another_calls_child() {
@@ -422,7 +422,7 @@ fn a_quick_forked_task_is_not_timed_out_by_another_calls_child() {
                 .backend("multiprocessing")
                 .n_jobs(2)
                 .batch_size(1)
-                .timeout(Duration::from_millis(20))
+                .timeout(Duration::from_millis(50))
                 .run([0u64; 4].map(|ms| delayed!(sleeps(ms))));
             match out {
                 Ok(v) if v == [0; 4] => {}
