@@ -245,17 +245,7 @@ where
         if !self.plan.backend.supports_shared_memory() {
             match self.apply.encode(items) {
                 Encoded::Remote { batch, decode } => {
-                    let sink: Box<dyn RemoteSink + 'a> = Box::new(RemoteBatchSink {
-                        first,
-                        clock,
-                        decode,
-                        report,
-                        sent: Instant::now(),
-                        abort: Arc::clone(&self.abort),
-                    });
-                    // SAFETY: as for the jobs in `spawn_local`: the sink lives at most until
-                    // the dispatcher's `drop` has seen every sender go, or `'a` is `'static`.
-                    let sink: Box<dyn RemoteSink> = unsafe { std::mem::transmute(sink) };
+                    let sink = self.remote_sink(first, clock, decode, report);
                     let job = RemoteJob::new(
                         batch,
                         self.plan.timeout.is_some(),
@@ -265,17 +255,7 @@ where
                     self.plan.backend.spawn_remote(self.plan.request(), job);
                     return;
                 }
-                Encoded::Unencodable(message) => {
-                    report.send(Message::Failed {
-                        error: Error::Transport {
-                            index: Some(first),
-                            message: format!(
-                                "cannot encode a task for a worker process: {message}"
-                            ),
-                        },
-                    });
-                    return;
-                }
+                Encoded::Unencodable(message) => return unencodable(report, first, &message),
                 Encoded::Local(back) => {
                     self.warn_fallback();
                     items = back;
@@ -283,6 +263,27 @@ where
             }
         }
         self.spawn_local(items, first, clock, report);
+    }
+
+    /// Where the reply of a batch sent to another process goes.
+    fn remote_sink(
+        &self,
+        first: usize,
+        clock: Option<Arc<Clock>>,
+        decode: RemoteDecoder<A::Out>,
+        report: Report<A::Out>,
+    ) -> Box<dyn RemoteSink> {
+        let sink: Box<dyn RemoteSink + 'a> = Box::new(RemoteBatchSink {
+            first,
+            clock,
+            decode,
+            report,
+            sent: Instant::now(),
+            abort: Arc::clone(&self.abort),
+        });
+        // SAFETY: as for the jobs in `spawn_local`: the sink lives at most until the
+        // dispatcher's `drop` has seen every sender go (it holds one), or `'a` is `'static`.
+        unsafe { std::mem::transmute(sink) }
     }
 
     fn warn_fallback(&mut self) {
@@ -337,33 +338,17 @@ where
                         (Box::new(work), decode)
                     }
                     Encoded::Unencodable(message) => {
-                        report.send(Message::Failed {
-                            error: Error::Transport {
-                                index: Some(first),
-                                message: format!(
-                                    "cannot encode a task for a worker process: {message}"
-                                ),
-                            },
-                        });
+                        unencodable(report, first, &message);
                         return Ok(());
                     }
                     Encoded::Local(back) => return Err((back, clock, report)),
                 },
             };
-        // SAFETY: as for the jobs in `spawn_local`: the work and the sink live at most until
-        // the dispatcher's `drop` has seen every sender go (the sink holds one, and the
-        // backend drops the work before it finishes the reply), or `'a` is `'static`.
+        // SAFETY: as for the jobs in `spawn_local`: the work lives at most until the
+        // dispatcher's `drop` has seen every sender go (the sink holds one, and the backend
+        // drops the work before it finishes the reply), or `'a` is `'static`.
         let work: crate::backend::ForkFn = unsafe { std::mem::transmute(work) };
-        let sink: Box<dyn RemoteSink + 'a> = Box::new(RemoteBatchSink {
-            first,
-            clock,
-            decode,
-            report,
-            sent: Instant::now(),
-            abort: Arc::clone(&self.abort),
-        });
-        // SAFETY: as above.
-        let sink: Box<dyn RemoteSink> = unsafe { std::mem::transmute(sink) };
+        let sink = self.remote_sink(first, clock, decode, report);
         let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
         let job = ForkJob::new(ForkWork::new(work), reply);
         self.plan.backend.spawn_forked(self.plan.request(), job);
@@ -529,6 +514,16 @@ where
             r.finish(true);
         }
     }
+}
+
+/// Fails a batch whose tasks could travel but one of them would not encode.
+fn unencodable<R>(report: Report<R>, first: usize, message: &str) {
+    report.send(Message::Failed {
+        error: Error::Transport {
+            index: Some(first),
+            message: format!("cannot encode a task for a worker process: {message}"),
+        },
+    });
 }
 
 fn disconnected() -> Error {
