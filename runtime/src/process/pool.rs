@@ -563,17 +563,12 @@ fn run(
     secret: &[u8; 32],
 ) -> Result<(), RunEnd> {
     let batch_id = reply.batch_id;
-    let sent = match shared_region(worker, &batch) {
-        Some(true) => worker.send(
-            &ToWorker::run_shared(batch_id, report_starts, &batch, secret),
-            &[],
-        ),
-        _ => worker.send(
-            &ToWorker::run(batch_id, report_starts, &batch, secret),
-            &batch.payload,
-        ),
-    };
-    match sent {
+    let shared = shared_region(worker, &batch);
+    let tail: &[u8] = if shared { &[] } else { &batch.payload };
+    match worker.send(
+        &ToWorker::run(batch_id, report_starts, &batch, secret, shared),
+        tail,
+    ) {
         Ok(()) => {}
         // Refused before a byte was written (too large): the worker is fine.
         Err(e @ (WireError::TooLarge { .. } | WireError::Malformed(_))) => {
@@ -603,27 +598,29 @@ fn run(
     }
 }
 
-/// Puts a large batch's inputs in the worker's shared region: `Some(true)` if they are
-/// there, `None` if the batch is small or the worker has no region (or it failed), so
-/// that the inputs go through the pipe.
+/// Puts a large batch's inputs in the worker's shared region: `true` if they are there,
+/// `false` if the batch is small or the worker has no region (or it failed), so that the
+/// inputs go through the pipe.
 #[cfg(target_os = "linux")]
-fn shared_region(worker: &mut WorkerProcess, batch: &RemoteBatch) -> Option<bool> {
+fn shared_region(worker: &mut WorkerProcess, batch: &RemoteBatch) -> bool {
     if batch.payload.len() < super::shm::MIN_SHARED {
-        return None;
+        return false;
     }
-    let region = worker.shm.as_mut()?;
+    let Some(region) = worker.shm.as_mut() else {
+        return false;
+    };
     match region.write(&batch.payload) {
-        Ok(()) => Some(true),
+        Ok(()) => true,
         Err(e) => {
             tracing::debug!("parjob: shared memory refused a batch ({e}); using the pipe");
-            None
+            false
         }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn shared_region(_worker: &mut WorkerProcess, _batch: &RemoteBatch) -> Option<bool> {
-    None
+fn shared_region(_worker: &mut WorkerProcess, _batch: &RemoteBatch) -> bool {
+    false
 }
 
 /// Writes to a worker that died fail with `EPIPE` instead of raising `SIGPIPE`, even in

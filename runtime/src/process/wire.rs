@@ -32,7 +32,7 @@ pub(crate) const MAX_HELLO: usize = 256;
 pub(crate) const STALL: Duration = Duration::from_secs(30);
 
 /// Bumped whenever a message changes shape.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// Room a frame buffer is reserved with before its first byte arrives; longer frames grow
 /// as their bytes come, so that a corrupted length costs nothing.
@@ -52,27 +52,17 @@ pub(crate) enum ToWorker {
         /// The parent's pid: the worker exits if its own parent is already someone else.
         parent_pid: u32,
     },
-    /// Run one batch, whose payload is the tail; reply with `Started` per task if
-    /// `report_starts`, then `Done`.
+    /// Run one batch; reply with `Started` per task if `report_starts`, then `Done`. Its
+    /// payload is the tail, or, when `shared` gives its length, the start of the worker's
+    /// shared memory file (see `shm`), and the frame has no tail.
     Run {
         batch_id: u64,
         report_starts: bool,
         entry: EntryId,
         callee: Callee,
         binary: i64,
-        /// [`batch_tag`] of the fields above, under the pool's secret.
-        tag: u64,
-    },
-    /// As `Run`, but the payload is the first `len` bytes of the worker's shared memory
-    /// file (see `shm`), and the frame has no tail.
-    RunShared {
-        batch_id: u64,
-        report_starts: bool,
-        entry: EntryId,
-        callee: Callee,
-        binary: i64,
-        len: u64,
-        /// As in `Run`.
+        shared: Option<u64>,
+        /// [`batch_tag`] of the batch id and the functions named, under the pool's secret.
         tag: u64,
     },
     /// Exit now.
@@ -80,12 +70,14 @@ pub(crate) enum ToWorker {
 }
 
 impl ToWorker {
-    /// The `Run` message for `batch`; its payload goes as the tail.
+    /// The `Run` message for `batch`: its payload goes as the tail, or is in the shared
+    /// region when `shared`.
     pub(crate) fn run(
         batch_id: u64,
         report_starts: bool,
         batch: &RemoteBatch,
         secret: &[u8; 32],
+        shared: bool,
     ) -> ToWorker {
         ToWorker::Run {
             batch_id,
@@ -93,24 +85,7 @@ impl ToWorker {
             entry: batch.entry,
             callee: batch.callee,
             binary: batch.binary,
-            tag: batch_tag(secret, batch_id, batch.entry, batch.callee, batch.binary),
-        }
-    }
-
-    /// The `RunShared` message for `batch`, whose payload is in the shared region.
-    pub(crate) fn run_shared(
-        batch_id: u64,
-        report_starts: bool,
-        batch: &RemoteBatch,
-        secret: &[u8; 32],
-    ) -> ToWorker {
-        ToWorker::RunShared {
-            batch_id,
-            report_starts,
-            entry: batch.entry,
-            callee: batch.callee,
-            binary: batch.binary,
-            len: batch.payload.len() as u64,
+            shared: shared.then_some(batch.payload.len() as u64),
             tag: batch_tag(secret, batch_id, batch.entry, batch.callee, batch.binary),
         }
     }
@@ -453,9 +428,9 @@ pub(crate) fn seed_frames() -> Vec<(String, Vec<u8>)> {
         fingerprint: -42,
         parent_pid: 99,
     };
-    let mut shared = ToWorker::run_shared(4, false, &batch, &secret);
-    if let ToWorker::RunShared { len, .. } = &mut shared {
-        *len = 1 << 20;
+    let mut shared = ToWorker::run(4, false, &batch, &secret, true);
+    if let ToWorker::Run { shared: len, .. } = &mut shared {
+        *len = Some(1 << 20);
     }
     let enc = |m: &ToWorker, tail: &[u8]| frame(encode(m, tail).expect("encodable"), tail);
     let enc_from = |m: &FromWorker, tail: &[u8]| frame(encode(m, tail).expect("encodable"), tail);
@@ -463,7 +438,10 @@ pub(crate) fn seed_frames() -> Vec<(String, Vec<u8>)> {
         ("hello.bin".into(), enc(&hello, &[])),
         (
             "run.bin".into(),
-            enc(&ToWorker::run(3, true, &batch, &secret), &batch.payload),
+            enc(
+                &ToWorker::run(3, true, &batch, &secret, false),
+                &batch.payload,
+            ),
         ),
         ("run-shared.bin".into(), enc(&shared, &[])),
         ("shutdown.bin".into(), enc(&ToWorker::Shutdown, &[])),
@@ -545,7 +523,10 @@ mod tests {
                 },
                 &[],
             ),
-            frame(&ToWorker::run(3, true, &batch, &[7; 32]), &batch.payload),
+            frame(
+                &ToWorker::run(3, true, &batch, &[7; 32], false),
+                &batch.payload,
+            ),
             frame(&ToWorker::Shutdown, &[]),
             frame(
                 &FromWorker::Ready {

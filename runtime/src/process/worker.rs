@@ -84,6 +84,7 @@ pub(crate) fn serve(
                     entry,
                     callee,
                     binary,
+                    shared,
                     tag,
                 },
                 payload,
@@ -97,41 +98,15 @@ pub(crate) fn serve(
                     payload,
                     binary,
                 };
-                if let Err(code) = run_batch(output, batch_id, report_starts, &batch, None) {
-                    return code;
-                }
-            }
-            Ok(Some((
-                ToWorker::RunShared {
-                    batch_id,
-                    report_starts,
-                    entry,
-                    callee,
-                    binary,
-                    len,
-                    tag,
-                },
-                _,
-            ))) => {
-                if tag != wire::batch_tag(&secret, batch_id, entry, callee, binary) {
-                    return protocol_error("a batch whose authentication tag does not match");
-                }
-                let batch = RemoteBatch {
-                    entry,
-                    callee,
-                    payload: Vec::new(),
-                    binary,
+                let shared = match shared.map(|len| (region.as_mut(), usize::try_from(len))) {
+                    None => None,
+                    Some((Some(region), Ok(len))) => match region.read(len) {
+                        Ok(payload) => Some(payload),
+                        Err(e) => return protocol_error(format!("a shared batch: {e}")),
+                    },
+                    Some(_) => return protocol_error("a shared batch without a shared region"),
                 };
-                let shared = match (region.as_mut(), usize::try_from(len)) {
-                    (Some(region), Ok(len)) => region.read(len).map_err(|e| e.to_string()),
-                    _ => Err("no shared region".to_owned()),
-                };
-                let payload = match shared {
-                    Ok(payload) => payload,
-                    Err(e) => return protocol_error(format!("a shared batch: {e}")),
-                };
-                if let Err(code) = run_batch(output, batch_id, report_starts, &batch, Some(payload))
-                {
+                if let Err(code) = run_batch(output, batch_id, report_starts, &batch, shared) {
                     return code;
                 }
             }

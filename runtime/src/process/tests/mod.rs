@@ -546,7 +546,7 @@ fn a_batch_whose_tag_does_not_match_is_refused_and_the_worker_exits() {
     let mut worker = WorkerProcess::spawn(&launch).unwrap();
     worker
         .send(
-            &ToWorker::run(1, false, &batch, &launch.secret),
+            &ToWorker::run(1, false, &batch, &launch.secret, false),
             &batch.payload,
         )
         .unwrap();
@@ -561,7 +561,7 @@ fn a_batch_whose_tag_does_not_match_is_refused_and_the_worker_exits() {
     // One bit off, or a tag made with another secret: nothing runs, the worker leaves.
     for wrong in [1u64, 0] {
         let mut worker = WorkerProcess::spawn(&launch).unwrap();
-        let mut msg = ToWorker::run(2, false, &batch, &launch.secret);
+        let mut msg = ToWorker::run(2, false, &batch, &launch.secret, false);
         if let ToWorker::Run { tag, .. } = &mut msg {
             *tag = if wrong == 1 {
                 *tag ^ 1
