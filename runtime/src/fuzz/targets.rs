@@ -4,14 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{corpus_dir, run};
 use crate::remote::format;
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Dot,
-    Circle(f64),
-    Rect { w: u32, h: u32 },
-    Poly(Vec<(i16, i16)>),
-}
+use crate::remote::format::tests::Shape;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Record {

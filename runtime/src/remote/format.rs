@@ -74,7 +74,7 @@ pub(crate) fn encode_seq<T: Serialize + 'static>(values: &[T], out: &mut Vec<u8>
 /// Decodes what [`encode_seq`] made; the bytes must hold exactly that.
 pub(crate) fn decode_seq<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<Vec<T>> {
     let mut decoder = Decoder { input: bytes };
-    if let Some(values) = bulk::decode_numbers::<T>(&mut decoder) {
+    if let Some(values) = bulk::decode::<Vec<T>>(&mut decoder) {
         let values = values?;
         return match decoder.input.len() {
             0 => Ok(values),
@@ -156,10 +156,14 @@ mod bulk {
         if cfg!(target_endian = "big") {
             return None;
         }
-        let any = value as &dyn Any;
+        // Type ids of `T` compare at compile time once monomorphised: for any other type
+        // this whole function folds away (it runs once per value encoded).
+        let id = TypeId::of::<T>();
         macro_rules! try_types {
             ($($t:ty),*) => {$(
-                if let Some(v) = any.downcast_ref::<Vec<$t>>() {
+                if id == TypeId::of::<Vec<$t>>() {
+                    // SAFETY: `T` is `Vec<$t>` (equal type ids): the same value, retyped.
+                    let v = unsafe { &*(value as *const T).cast::<Vec<$t>>() };
                     return Some((v.len(), bytes_of(v)));
                 }
             )*};
@@ -201,27 +205,6 @@ mod bulk {
                     // SAFETY: `T` is `$t` (equal type ids): the same slice, retyped.
                     let v = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<$t>(), values.len()) };
                     return Some(bytes_of(v));
-                }
-            )*};
-        }
-        try_types!(f64, f32, i64, u64, i32, u32, i16, u16, i8, u8);
-        None
-    }
-
-    /// Decodes a sequence of `T` (its count, then the values) if `T` is a number type.
-    pub(super) fn decode_numbers<T: 'static>(decoder: &mut Decoder<'_>) -> Option<Result<Vec<T>>> {
-        if cfg!(target_endian = "big") {
-            return None;
-        }
-        let id = TypeId::of::<T>();
-        macro_rules! try_types {
-            ($($t:ty),*) => {$(
-                if id == TypeId::of::<$t>() {
-                    return Some(read::<$t>(decoder).map(|v| {
-                        let boxed: Box<dyn Any> = Box::new(v);
-                        // The type ids are equal: the downcast cannot fail.
-                        *boxed.downcast::<Vec<T>>().unwrap_or_else(|_| unreachable!("same type id"))
-                    }));
                 }
             )*};
         }
@@ -778,13 +761,14 @@ impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde::{Deserialize, Serialize};
     use std::collections::BTreeMap;
 
+    /// An enum with every kind of variant (also a fuzz target's type).
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
-    enum Shape {
+    pub(crate) enum Shape {
         Dot,
         Circle(f64),
         Rect { w: u32, h: u32 },
