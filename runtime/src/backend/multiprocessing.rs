@@ -76,11 +76,6 @@ impl Multiprocessing {
     }
 }
 
-/// A batch waiting for a free slot.
-struct Queued {
-    job: ForkJob,
-}
-
 /// The children running now, by batch id: their pid, and the flag that tells whether their
 /// call gave up on them. An entry leaves the map before its child is reaped, so a pid in it
 /// is always still the child's own.
@@ -93,8 +88,8 @@ fn running() -> &'static Running {
 
 /// Threads that fork and wait, `workers` of them per worker count: at most that many
 /// children of calls with that count run at once.
-fn slots(workers: usize) -> Option<Sender<Queued>> {
-    static SLOTS: OnceLock<Mutex<HashMap<usize, Sender<Queued>>>> = OnceLock::new();
+fn slots(workers: usize) -> Option<Sender<ForkJob>> {
+    static SLOTS: OnceLock<Mutex<HashMap<usize, Sender<ForkJob>>>> = OnceLock::new();
     let mut map = SLOTS
         .get_or_init(Default::default)
         .lock()
@@ -102,14 +97,14 @@ fn slots(workers: usize) -> Option<Sender<Queued>> {
     if let Some(tx) = map.get(&workers) {
         return Some(tx.clone());
     }
-    let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
+    let (tx, rx) = crossbeam_channel::unbounded::<ForkJob>();
     for i in 0..workers {
         let rx = rx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("parjob-fork-{i}"))
             .spawn(move || {
-                for queued in rx {
-                    run(queued.job);
+                for job in rx {
+                    run(job);
                 }
             });
         if let Err(e) = spawned {
@@ -220,7 +215,7 @@ impl Backend for Multiprocessing {
             Some(tx) => {
                 // The receiving threads live as long as the process; if they are gone the
                 // job is dropped, which its call reports as a lost batch.
-                let _ = tx.send(Queued { job });
+                let _ = tx.send(job);
             }
             None => drop(job),
         }
