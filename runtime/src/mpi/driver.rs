@@ -91,10 +91,9 @@ fn drive(world: World, rx: &Receiver<Command>) {
     let mut stopping = false;
     let mut quiet = 0u32;
     loop {
-        // Wait for a command only when nothing is running; otherwise look at MPI in
-        // between, sleeping longer the longer nothing happens.
-        // Nothing running and nothing that can start: only a command can change that.
-        let command = if running.is_empty() && (queue.is_empty() || idle.is_empty()) {
+        // Nothing running and nothing queued: only a command can change that. Otherwise
+        // look at MPI between commands, sleeping longer the longer nothing happens.
+        let command = if running.is_empty() && queue.is_empty() {
             if stopping {
                 break;
             }
@@ -126,10 +125,7 @@ fn drive(world: World, rx: &Receiver<Command>) {
             }
             // Batches still running are waited for (a rank busy sending its outcome would
             // otherwise never see the shutdown); queued ones belong to calls that are gone.
-            Some(Command::Stop) => {
-                stopping = true;
-                queue.clear();
-            }
+            Some(Command::Stop) => stopping = true,
             None => {}
         }
         if stopping {
