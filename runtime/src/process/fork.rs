@@ -255,8 +255,8 @@ impl Child {
                 ended = self.exited();
                 continue;
             }
-            // Read straight into the buffer's spare room: an outcome of megabytes is
-            // copied once.
+            // Read straight into the buffer's spare room, reserved from the outcome's
+            // announced length: no intermediate chunk buffer, and no regrowth.
             let want = match (reply.is_none(), expected_len(&buf[pos..])) {
                 (true, Some(len)) => len.saturating_sub(buf.len() - pos).max(4096),
                 _ => 64 * 1024,
