@@ -345,12 +345,10 @@ pub(crate) fn parse_delayed(tokens: TokenStream) -> syn::Result<RawDelayed> {
     };
     match parser.parse2(tokens)? {
         // `macro_rules!` forwards a `$f:path` in an invisible group.
-        Expr::Call(call) if matches!(crate::valid::peel(&call.func), Expr::Path(_)) => {
-            Ok(RawDelayed {
-                func: *call.func,
-                args: call.args.into_iter().collect(),
-            })
-        }
+        Expr::Call(call) if matches!(peel(&call.func), Expr::Path(_)) => Ok(RawDelayed {
+            func: *call.func,
+            args: call.args.into_iter().collect(),
+        }),
         Expr::MethodCall(call) => Err(syn::Error::new(
             call.method.span(),
             "expected a function call `path(args)`, found a method call\n\
@@ -366,6 +364,17 @@ pub(crate) fn parse_delayed(tokens: TokenStream) -> syn::Result<RawDelayed> {
 
 /// ", found `tok`" for the next token, or "" at the end of the input (the span then points
 /// at the whole invocation, which says "end" well enough).
+/// Sees through the parentheses and invisible groups that `macro_rules!` forwarding adds.
+pub(crate) fn peel(mut expr: &Expr) -> &Expr {
+    loop {
+        match expr {
+            Expr::Paren(inner) => expr = &inner.expr,
+            Expr::Group(inner) => expr = &inner.expr,
+            _ => return expr,
+        }
+    }
+}
+
 fn found(input: ParseStream<'_>) -> String {
     match input.cursor().token_tree() {
         Some((tree, _)) => format!(", found `{}`", describe(&tree)),

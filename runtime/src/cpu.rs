@@ -1,8 +1,6 @@
-//! How many cpus this process may use, and joblib's `n_jobs` arithmetic.
+//! How many cpus this process may use.
 
 use std::sync::OnceLock;
-
-use crate::Error;
 
 /// The number of cpus this process may run on: the smallest of the cpus online, the
 /// process's affinity mask and its cgroup cpu quota (v1 or v2, rounded up: a quota of 1.5
@@ -131,19 +129,6 @@ fn quota_to_cpus(quota: i64, period: i64) -> Option<usize> {
     usize::try_from(cpus.max(1)).ok()
 }
 
-/// joblib's `n_jobs` arithmetic for a backend with workers: `k > 0` is `k`, `-1` every cpu,
-/// `k < -1` is `max(cpus + 1 + k, 1)`, `0` an error.
-pub(crate) fn resolve_n_jobs(n_jobs: i32) -> Result<usize, Error> {
-    match n_jobs {
-        0 => Err(Error::InvalidNJobs),
-        k if k > 0 => Ok(k as usize),
-        k => {
-            let cpus = i64::try_from(cpu_count()).unwrap_or(i64::MAX);
-            Ok((cpus + 1 + i64::from(k)).max(1) as usize)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,16 +158,5 @@ mod tests {
             ["/sys/fs/cgroup/a/b", "/sys/fs/cgroup/a", "/sys/fs/cgroup"]
         );
         assert_eq!(ancestors("/sys/fs/cgroup", "/"), ["/sys/fs/cgroup"]);
-    }
-
-    #[test]
-    fn n_jobs_arithmetic() {
-        let cpus = cpu_count();
-        assert!(matches!(resolve_n_jobs(0), Err(Error::InvalidNJobs)));
-        assert_eq!(resolve_n_jobs(3).unwrap(), 3);
-        assert_eq!(resolve_n_jobs(-1).unwrap(), cpus);
-        assert_eq!(resolve_n_jobs(-2).unwrap(), (cpus - 1).max(1));
-        assert_eq!(resolve_n_jobs(-100).unwrap(), 1);
-        assert_eq!(resolve_n_jobs(i32::MIN).unwrap(), 1);
     }
 }

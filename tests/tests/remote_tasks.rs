@@ -3,10 +3,10 @@
 //! stands in for a process backend: it moves every batch through bytes, as a pipe would,
 //! and runs it on a thread of its own.
 
+use parjob::backend::Workers;
 use parjob::remote::RemoteBatch;
 use parjob::{
-    Backend, Delayed, Error, Job, Parallel, PoolRequest, RemoteJob, delayed, parallel,
-    parallel_backend,
+    Backend, Delayed, Error, Job, Parallel, PoolRequest, delayed, parallel, parallel_backend,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,13 +20,13 @@ impl Backend for Loopback {
     fn name(&self) -> &str {
         "loopback"
     }
-    fn supports_shared_memory(&self) -> bool {
-        false
+    fn workers(&self) -> Workers {
+        Workers::Processes
     }
-    fn spawn(&self, _request: PoolRequest, _job: Job) {
-        unreachable!("shared-memory work never reaches a backend without shared memory");
-    }
-    fn spawn_remote(&self, _request: PoolRequest, job: RemoteJob) {
+    fn spawn(&self, _request: PoolRequest, job: Job) {
+        let Job::Remote(job) = job else {
+            unreachable!("shared-memory work never reaches a backend of processes");
+        };
         self.remote_batches.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
             let wire = postcard::to_allocvec(job.batch()).expect("encode the batch");
@@ -161,24 +161,37 @@ fn streams_travel_too() {
 }
 
 #[test]
-fn a_backend_without_a_remote_path_reports_it() {
-    struct NoRemote;
-    impl Backend for NoRemote {
+fn a_process_backend_that_runs_its_jobs_here_still_gets_every_result() {
+    // `Job::run` runs any job on the current thread, an encoded one included.
+    #[derive(Default)]
+    struct RunsHere(AtomicUsize);
+    impl Backend for RunsHere {
         fn name(&self) -> &str {
-            "no-remote"
+            "runs-here"
         }
-        fn supports_shared_memory(&self) -> bool {
-            false
+        fn workers(&self) -> Workers {
+            Workers::Processes
         }
         fn spawn(&self, _r: PoolRequest, job: Job) {
+            if matches!(job, Job::Remote(_)) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
             job.run();
         }
     }
-    let r = Parallel::new()
-        .backend(NoRemote)
+    let backend = Arc::new(RunsHere::default());
+    let out = Parallel::new()
+        .backend(Arc::clone(&backend) as Arc<dyn Backend>)
         .n_jobs(2)
-        .run((0..3).map(|i| Delayed::remote(neg, i)));
-    assert!(matches!(r, Err(Error::Transport { .. })), "{r:?}");
+        .batch_size(1)
+        .run((0..3).map(|i| Delayed::remote(neg, i)))
+        .unwrap();
+    assert_eq!(out, [0, -1, -2]);
+    assert_eq!(
+        backend.0.load(Ordering::SeqCst),
+        3,
+        "every batch went out encoded"
+    );
 }
 
 #[test]

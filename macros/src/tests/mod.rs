@@ -5,6 +5,7 @@ mod check;
 mod expand;
 mod fuzz;
 mod parse;
+mod runtime;
 
 use crate::ctxt::Ctxt;
 use proc_macro2::TokenStream;

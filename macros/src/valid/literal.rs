@@ -3,6 +3,7 @@
 //! through for rustc to type-check against the builder method.
 
 use super::{BatchSize, Choice, Count, Timeout};
+use crate::args::peel;
 use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
 use proc_macro2::Span;
@@ -41,17 +42,6 @@ impl std::fmt::Display for Number {
         match self {
             Number::Int(int) => write!(f, "{int}"),
             Number::Float(float) => write!(f, "{float}"),
-        }
-    }
-}
-
-/// Sees through the parentheses and invisible groups that `macro_rules!` forwarding adds.
-pub(crate) fn peel(mut expr: &Expr) -> &Expr {
-    loop {
-        match expr {
-            Expr::Paren(inner) => expr = &inner.expr,
-            Expr::Group(inner) => expr = &inner.expr,
-            _ => return expr,
         }
     }
 }

@@ -6,10 +6,11 @@
 
 mod literal;
 
-use crate::args::{RawArgs, RawBody, RawBound, RawComprehension, RawEntry, RawHeader, RawParallel};
+use crate::args::{
+    RawArgs, RawBody, RawBound, RawComprehension, RawEntry, RawHeader, RawParallel, peel,
+};
 use crate::ctxt::Ctxt;
 use crate::suggest::{backticked_list, did_you_mean};
-pub(crate) use literal::peel;
 use literal::{
     check_batch_size, check_choice, check_integer, check_pre_dispatch, check_timeout, first_setting,
 };

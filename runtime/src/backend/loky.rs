@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::Error;
-use crate::backend::{Backend, Job, ParamValue, PoolRequest, RemoteJob, RemoteReply, Threading};
+use super::{Backend, ParamValue, Threading, Workers};
+use crate::error::Error;
+use crate::job::{Job, PoolRequest, RemoteJob, RemoteReply};
 use crate::process::{Events, PoolConfig, PoolEvent, WorkerPool};
 
 /// Runs tasks in worker processes: joblib's default backend, for work that must be isolated
@@ -112,21 +113,9 @@ fn route(event: PoolEvent) {
     }
 }
 
-impl Backend for Loky {
-    fn name(&self) -> &str {
-        "loky"
-    }
-
-    fn supports_shared_memory(&self) -> bool {
-        false
-    }
-
-    fn spawn(&self, request: PoolRequest, job: Job) {
-        // Shared-memory work of a call on this backend runs on threads.
-        Threading::new().spawn(request, job);
-    }
-
-    fn spawn_remote(&self, request: PoolRequest, job: RemoteJob) {
+impl Loky {
+    /// Hands `job` to the process-wide pool of `request.workers` workers.
+    fn submit(&self, request: PoolRequest, job: RemoteJob) {
         let workers = request.workers.max(1);
         let mut config = PoolConfig::new(workers);
         config.idle_timeout = self.idle_worker_timeout;
@@ -146,6 +135,24 @@ impl Backend for Loky {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, (reply, Arc::clone(&pool)));
         pool.submit_as(id, batch, starts, Events::Direct(route));
+    }
+}
+
+impl Backend for Loky {
+    fn name(&self) -> &str {
+        "loky"
+    }
+
+    fn workers(&self) -> Workers {
+        Workers::Processes
+    }
+
+    fn spawn(&self, request: PoolRequest, job: Job) {
+        match job {
+            Job::Remote(job) => self.submit(request, job),
+            // The runtime sends other work of a call on this backend to threads itself.
+            other => Threading::new().spawn(request, other),
+        }
     }
 
     fn abort(&self, _request: PoolRequest) {

@@ -12,9 +12,9 @@ mod mpi;
 #[cfg(unix)]
 mod multiprocessing;
 mod sequential;
+mod spec;
 mod threading;
 
-use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 #[cfg(unix)]
@@ -24,283 +24,12 @@ pub use mpi::Mpi;
 #[cfg(unix)]
 pub use multiprocessing::Multiprocessing;
 pub use sequential::Sequential;
+pub use spec::BackendSpec;
 pub use threading::Threading;
 
-use crate::registry::BackendSpec;
-use crate::{Error, cpu};
-
-/// A unit of work handed to a backend: one batch of tasks of one call.
-///
-/// A backend must eventually either [`run`](Job::run) every job it receives or drop it;
-/// the call that produced a job waits for that before it returns when its tasks borrow
-/// from the caller. Running a job never panics: task panics are caught inside it.
-///
-/// # Examples
-///
-/// A backend that queues jobs and runs them on one thread of its own:
-///
-/// ```
-/// use parjob::{Backend, Job, Parallel, PoolRequest};
-/// use std::sync::{mpsc, Mutex};
-///
-/// struct OneThread(Mutex<mpsc::Sender<Job>>);
-///
-/// impl OneThread {
-///     fn new() -> Self {
-///         let (tx, rx) = mpsc::channel::<Job>();
-///         std::thread::spawn(move || rx.into_iter().for_each(Job::run));
-///         OneThread(Mutex::new(tx))
-///     }
-/// }
-///
-/// impl Backend for OneThread {
-///     fn name(&self) -> &str { "one-thread" }
-///     fn spawn(&self, _request: PoolRequest, job: Job) {
-///         // If the thread is gone the job is dropped, and the call reports it.
-///         let _ = self.0.lock().unwrap().send(job);
-///     }
-/// }
-///
-/// let out = Parallel::new().backend(OneThread::new()).n_jobs(2).map(0..5, |i| i + 1)?;
-/// assert_eq!(out, [1, 2, 3, 4, 5]);
-/// # Ok::<(), parjob::Error>(())
-/// ```
-pub struct Job {
-    work: Box<dyn FnOnce() + Send + 'static>,
-}
-
-impl Job {
-    pub(crate) fn new(work: Box<dyn FnOnce() + Send + 'static>) -> Self {
-        Job { work }
-    }
-
-    /// Runs the batch on the current thread.
-    pub fn run(self) {
-        (self.work)();
-    }
-}
-
-impl fmt::Debug for Job {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Job")
-    }
-}
-
-/// A batch bound for a worker process: the encoded batch, and where its outcome goes.
-///
-/// A backend sends [`batch`](RemoteJob::batch) to a worker (running the same binary), which
-/// runs it with [`RemoteBatch::execute`](crate::remote::RemoteBatch::execute); the bytes that
-/// come back go to [`finish`](RemoteJob::finish). If the call asked for per-task timeouts
-/// ([`wants_task_starts`](RemoteJob::wants_task_starts)), the backend reports each task's
-/// start with [`task_started`](RemoteJob::task_started). Dropping a job unfinished reports
-/// it as lost.
-pub struct RemoteJob {
-    batch: crate::remote::RemoteBatch,
-    reply: RemoteReply,
-    inner_threads: Option<usize>,
-}
-
-/// The receiving end of a [`RemoteJob`]: where the worker's events about the batch go.
-pub struct RemoteReply {
-    wants_starts: bool,
-    sink: Box<dyn RemoteSink>,
-}
-
-/// Where a remote batch's events go: implemented by the dispatcher.
-pub(crate) trait RemoteSink: Send {
-    fn started(&self, task: usize, at: std::time::Instant);
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>);
-    fn abandoned(&self) -> bool;
-    /// The flag behind [`abandoned`](RemoteSink::abandoned), for a backend that checks it
-    /// after giving the reply away.
-    fn abandon_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
-        None
-    }
-}
-
-impl RemoteReply {
-    pub(crate) fn new(wants_starts: bool, sink: Box<dyn RemoteSink>) -> Self {
-        RemoteReply { wants_starts, sink }
-    }
-
-    /// Whether the call measures each task's own duration (it has a timeout).
-    pub fn wants_task_starts(&self) -> bool {
-        self.wants_starts
-    }
-
-    /// The worker started task `task` (counted within the batch).
-    pub fn task_started(&self, task: usize) {
-        self.sink.started(task, std::time::Instant::now());
-    }
-
-    /// The worker started task `task` at `at`.
-    pub(crate) fn task_started_at(&self, task: usize, at: std::time::Instant) {
-        self.sink.started(task, at);
-    }
-
-    /// The worker's reply (the bytes `execute` returned), or why there is none.
-    pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
-        self.sink.finish(outcome);
-    }
-
-    /// Whether the call gave up on the batch (another task failed, a timeout, a dropped
-    /// stream): a backend may then kill the worker running it.
-    pub fn is_abandoned(&self) -> bool {
-        self.sink.abandoned()
-    }
-
-    /// The flag [`is_abandoned`](RemoteReply::is_abandoned) reads, if it is one.
-    pub(crate) fn abandon_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
-        self.sink.abandon_flag()
-    }
-}
-
-impl fmt::Debug for RemoteReply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteReply")
-            .field("wants_task_starts", &self.wants_starts)
-            .finish()
-    }
-}
-
-impl RemoteJob {
-    pub(crate) fn new(
-        batch: crate::remote::RemoteBatch,
-        wants_starts: bool,
-        sink: Box<dyn RemoteSink>,
-        inner_threads: Option<usize>,
-    ) -> Self {
-        RemoteJob {
-            batch,
-            reply: RemoteReply { wants_starts, sink },
-            inner_threads,
-        }
-    }
-
-    /// The batch, to move to a worker, and where its events go.
-    pub fn into_parts(self) -> (crate::remote::RemoteBatch, RemoteReply) {
-        (self.batch, self.reply)
-    }
-
-    /// The `inner_max_num_threads` of the call, if set: threads for nested calls inside
-    /// the worker.
-    pub fn inner_threads(&self) -> Option<usize> {
-        self.inner_threads
-    }
-
-    /// Whether the call gave up on the batch (see [`RemoteReply::is_abandoned`]).
-    pub fn is_abandoned(&self) -> bool {
-        self.reply.is_abandoned()
-    }
-
-    /// The encoded batch to send to a worker.
-    pub fn batch(&self) -> &crate::remote::RemoteBatch {
-        &self.batch
-    }
-
-    /// Whether the call measures each task's own duration (it has a timeout).
-    pub fn wants_task_starts(&self) -> bool {
-        self.reply.wants_starts
-    }
-
-    /// The worker started task `task` (counted within the batch).
-    pub fn task_started(&self, task: usize) {
-        self.reply.task_started(task);
-    }
-
-    /// The worker's reply (the bytes `execute` returned), or why there is none.
-    pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
-        self.reply.finish(outcome);
-    }
-}
-
-impl fmt::Debug for RemoteJob {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteJob")
-            .field("batch", &self.batch)
-            .field("reply", &self.reply)
-            .finish()
-    }
-}
-
-/// A batch bound for a forked copy of this process: the work to run there, and where its
-/// outcome goes.
-///
-/// A forking backend forks, runs [`work`](ForkJob::into_parts) in the child, sends the bytes
-/// it returns back to the parent, and hands them to [`RemoteReply::finish`]. The child sees
-/// the caller's memory as it was at the fork, so the batch's tasks may capture anything;
-/// only their results are encoded.
-pub struct ForkJob {
-    work: ForkWork,
-    reply: RemoteReply,
-}
-
-/// The part of a [`ForkJob`] that runs in the child.
-pub struct ForkWork(ForkFn);
-
-/// A batch's work in a child: given the task-start hook, returns the encoded outcome.
-pub(crate) type ForkFn = Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send>;
-
-impl ForkWork {
-    pub(crate) fn new(work: ForkFn) -> Self {
-        ForkWork(work)
-    }
-
-    /// Runs the batch and returns its encoded outcome, for [`RemoteReply::finish`]. With
-    /// `on_start`, it is called with each task's position in the batch before the task
-    /// runs (per-task timeouts). Task panics are caught and reported in the outcome.
-    ///
-    /// Meant for a forked child; in the parent it would run the tasks there.
-    pub fn run(self, on_start: Option<fn(usize)>) -> Vec<u8> {
-        (self.0)(on_start)
-    }
-}
-
-impl fmt::Debug for ForkWork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ForkWork")
-    }
-}
-
-impl ForkJob {
-    pub(crate) fn new(work: ForkWork, reply: RemoteReply) -> Self {
-        ForkJob { work, reply }
-    }
-
-    /// The work, to run in the child, and where its events go. In the parent, drop the
-    /// work before finishing the reply: it may borrow from the caller.
-    pub fn into_parts(self) -> (ForkWork, RemoteReply) {
-        (self.work, self.reply)
-    }
-}
-
-impl fmt::Debug for ForkJob {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ForkJob")
-            .field("reply", &self.reply)
-            .finish()
-    }
-}
-
-/// What a call asks of a backend: how many workers, at which nesting level.
-///
-/// Jobs of calls with different requests must not share workers when one request is nested
-/// below another: a task waiting on its own nested call would otherwise wait on itself.
-///
-/// ```
-/// use parjob::PoolRequest;
-///
-/// let top = PoolRequest { workers: 4, nesting_level: 0 };
-/// let inside_a_task = PoolRequest { nesting_level: 1, ..top };
-/// assert_ne!(top, inside_a_task); // a pool per request keeps nested calls apart
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PoolRequest {
-    /// The call's effective `n_jobs`: at most this many of its jobs run at once.
-    pub workers: usize,
-    /// The nesting level of the calling scope: 0 at the top, 1 inside a task, and so on.
-    pub nesting_level: usize,
-}
+use crate::error::Error;
+use crate::job::{Job, PoolRequest};
+use crate::n_jobs;
 
 /// What nested calls inside a task see: the backend and `n_jobs` of the scope installed
 /// around every batch on a worker.
@@ -376,19 +105,65 @@ param_from! {
     std::time::Duration => Duration as std::time::Duration,
 }
 
+/// What a backend's workers are, and so which [`Job`] variant the runtime hands to
+/// [`Backend::spawn`]: the one capability the dispatcher asks a backend about.
+///
+/// ```
+/// use parjob::backend::{Loky, Sequential, Threading, Workers};
+/// use parjob::Backend;
+///
+/// assert_eq!(Sequential::new().workers(), Workers::CallingThread);
+/// assert_eq!(Threading::new().workers(), Workers::Threads);
+/// assert!(Threading::new().workers().shares_memory());
+/// # #[cfg(unix)]
+/// assert!(!Loky::new().workers().shares_memory());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Workers {
+    /// None: every call runs as a plain loop on the calling thread, and
+    /// [`spawn`](Backend::spawn) is never called. `inner_max_num_threads` means nothing here.
+    CallingThread,
+    /// Threads of this process: [`Job::Local`] batches, whose tasks may borrow from the
+    /// caller.
+    Threads,
+    /// Processes running this same binary: [`Job::Remote`] batches, whose tasks, inputs and
+    /// results were encoded. Work that cannot be encoded runs on threads instead.
+    Processes,
+    /// Forked copies of this process: [`Job::Forked`] batches, whose tasks see the caller's
+    /// memory as it was at the fork; only results are encoded. Work whose results cannot be
+    /// encoded runs on threads instead.
+    Forks,
+}
+
+impl Workers {
+    /// Whether tasks run in this process and may share memory with the caller.
+    pub fn shares_memory(self) -> bool {
+        matches!(self, Workers::CallingThread | Workers::Threads)
+    }
+
+    /// Whether the backend has workers of its own, so that `inner_max_num_threads` (a
+    /// limit for nested calls inside them) means something.
+    pub fn has_workers(self) -> bool {
+        !matches!(self, Workers::CallingThread)
+    }
+}
+
 /// Where the tasks of a parallel call run.
 ///
-/// parjob's built-in backends are [`Sequential`] and [`Threading`]; any type implementing
-/// this trait can be registered under a name with
+/// The built-in backends are [`Sequential`], [`Threading`], and on Unix [`Loky`],
+/// [`Multiprocessing`] and (feature `mpi`) `Mpi`; any type implementing this trait can be
+/// registered under a name with
 /// [`register_parallel_backend`](crate::register_parallel_backend) or passed as an
 /// instance wherever a backend is taken.
 ///
 /// The runtime drives every call: it consumes the input lazily, cuts it into batches,
 /// installs the [`nested`](Backend::nested) scope around each batch, orders the results,
-/// enforces timeouts and fails fast. A backend receives finished [`Job`]s through
-/// [`spawn`](Backend::spawn) and only has to run each of them on one of
-/// `request.workers` workers. When the effective worker count is 1, the runtime runs
-/// a plain loop on the calling thread and the backend is not asked at all.
+/// enforces timeouts and fails fast. A backend says what its [`workers`](Backend::workers)
+/// are, receives finished [`Job`]s of the matching kind through [`spawn`](Backend::spawn),
+/// and only has to run each of them on one of `request.workers` workers. When the effective
+/// worker count is 1, the runtime runs a plain loop on the calling thread and the backend is
+/// not asked at all.
 ///
 /// # Examples
 ///
@@ -424,8 +199,15 @@ pub trait Backend: Send + Sync + 'static {
     /// reports it.
     fn name(&self) -> &str;
 
+    /// What the backend's workers are: which [`Job`] variant [`spawn`](Backend::spawn)
+    /// receives. The default, [`Workers::Threads`], sends it [`Job::Local`] only.
+    fn workers(&self) -> Workers {
+        Workers::Threads
+    }
+
     /// Runs `job` on one of `request.workers` workers (the call's effective `n_jobs`, at least
-    /// 2), at most that many of the call's jobs at once.
+    /// 2), at most that many of the call's jobs at once. The job is of the variant that
+    /// [`workers`](Backend::workers) names.
     fn spawn(&self, request: PoolRequest, job: Job);
 
     /// Turns an `n_jobs` setting into a worker count. The default is joblib's arithmetic:
@@ -435,7 +217,7 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// [`Error::InvalidNJobs`] for 0.
     fn effective_n_jobs(&self, n_jobs: i32) -> Result<usize, Error> {
-        cpu::resolve_n_jobs(n_jobs)
+        n_jobs::resolve(n_jobs)
     }
 
     /// The scope nested calls inside a task see, given this backend's own nesting level (0 at
@@ -450,55 +232,6 @@ pub trait Backend: Send + Sync + 'static {
     /// default, 1 ms, suits workers in this process.
     fn ideal_batch_duration(&self) -> std::time::Duration {
         std::time::Duration::from_millis(1)
-    }
-
-    /// Whether tasks that share memory with the caller (closures, borrowed data) can run
-    /// here. A backend that returns `false` only receives tasks that can cross a process
-    /// boundary; other work falls back to threading.
-    fn supports_shared_memory(&self) -> bool {
-        true
-    }
-
-    /// Runs a batch in a worker process. Called instead of [`spawn`](Backend::spawn), for
-    /// batches whose tasks can cross a process boundary, on backends whose
-    /// [`supports_shared_memory`](Backend::supports_shared_memory) is `false`. The default
-    /// reports that the backend cannot.
-    fn spawn_remote(&self, request: PoolRequest, job: RemoteJob) {
-        let _ = request;
-        job.finish(Err(Error::Transport {
-            index: None,
-            message: format!(
-                "backend `{}` cannot run tasks in other processes",
-                self.name()
-            ),
-        }));
-    }
-
-    /// Whether the backend runs batches in forked copies of this process: then
-    /// [`spawn_forked`](Backend::spawn_forked) receives the batches of tasks whose results
-    /// implement serde's traits (or that can travel whole) instead of
-    /// [`spawn_remote`](Backend::spawn_remote). Needs
-    /// [`supports_shared_memory`](Backend::supports_shared_memory) `false`. Default `false`.
-    fn forks(&self) -> bool {
-        false
-    }
-
-    /// Runs a batch in a forked child (see [`forks`](Backend::forks)). The default reports
-    /// that the backend cannot.
-    fn spawn_forked(&self, request: PoolRequest, job: ForkJob) {
-        let _ = request;
-        let (work, reply) = job.into_parts();
-        drop(work);
-        reply.finish(Err(Error::Transport {
-            index: None,
-            message: format!("backend `{}` cannot fork", self.name()),
-        }));
-    }
-
-    /// Whether the backend has workers of its own, so that `inner_max_num_threads` (a limit
-    /// for nested calls inside those workers) means something.
-    fn has_workers(&self) -> bool {
-        true
     }
 
     /// Sets one of the backend's own parameters (`BackendScope::param`), before first use.

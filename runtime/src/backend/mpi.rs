@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use crate::Error;
-use crate::backend::{Backend, Job, PoolRequest, RemoteJob, Threading};
-use crate::mpi::{self, driver};
+use super::{Backend, Threading, Workers};
+use crate::cluster::{self, driver};
+use crate::error::Error;
+use crate::job::{Job, PoolRequest};
+use crate::n_jobs;
 
 /// Runs tasks on the other ranks of an MPI job: for work bigger than one machine. See the
 /// [`mpi`](crate::mpi) module for how a program becomes an MPI job (`#[parallel_backend("mpi")]`
@@ -44,7 +46,7 @@ impl Mpi {
     /// Worker ranks of the job: `None` before MPI is initialised, 0 when this is the only
     /// rank.
     fn worker_ranks() -> Option<usize> {
-        mpi::world().map(|w| w.size.saturating_sub(1))
+        cluster::world().map(|w| w.size.saturating_sub(1))
     }
 }
 
@@ -53,34 +55,35 @@ impl Backend for Mpi {
         "mpi"
     }
 
-    fn supports_shared_memory(&self) -> bool {
+    fn workers(&self) -> Workers {
         // Alone, the job is this process: its calls run on threads.
-        Self::worker_ranks() == Some(0)
+        if Self::worker_ranks() == Some(0) {
+            Workers::Threads
+        } else {
+            Workers::Processes
+        }
     }
 
     fn spawn(&self, request: PoolRequest, job: Job) {
-        // Shared-memory work (and every call of a job of one rank) runs on threads.
-        Threading::new().spawn(request, job);
+        match job {
+            Job::Remote(job) => {
+                if let Err(job) = driver::submit(job) {
+                    job.finish(Err(cluster::unavailable()));
+                }
+            }
+            // Every call of a job of one rank runs on threads.
+            other => Threading::new().spawn(request, other),
+        }
     }
 
     fn effective_n_jobs(&self, n_jobs: i32) -> Result<usize, Error> {
         match Self::worker_ranks() {
-            None => Err(mpi::unavailable()),
-            Some(0) => crate::cpu::resolve_n_jobs(n_jobs),
+            None => Err(cluster::unavailable()),
+            Some(0) => n_jobs::resolve(n_jobs),
             // At least 2: a worker count of 1 makes a call run on rank 0 itself, which
             // would leave a job's only worker rank idle. (An explicit `n_jobs = 1` still
             // runs there, as on every backend.)
-            Some(ranks) => match n_jobs {
-                0 => crate::cpu::resolve_n_jobs(0),
-                k if k > 0 => Ok(k as usize),
-                k => Ok((ranks as i64 + 1 + i64::from(k)).max(2) as usize),
-            },
-        }
-    }
-
-    fn spawn_remote(&self, _request: PoolRequest, job: RemoteJob) {
-        if let Err(job) = driver::submit(job) {
-            job.finish(Err(mpi::unavailable()));
+            Some(ranks) => n_jobs::resolve_against(n_jobs, ranks, 2),
         }
     }
 

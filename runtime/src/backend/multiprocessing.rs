@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use crate::Error;
-use crate::backend::{Backend, ForkJob, Job, PoolRequest, RemoteReply, Threading};
+use super::{Backend, Threading, Workers};
+use crate::error::Error;
+use crate::job::{ForkJob, Job, PoolRequest, RemoteReply};
 use crate::process::fork;
 
 /// Runs each batch of tasks in a child process forked for it: joblib's legacy
@@ -179,45 +180,45 @@ fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Runs `job` in a forked child, from one of the slot threads of `request.workers`.
+fn fork_batch(request: PoolRequest, job: ForkJob) {
+    if fork::in_forked_child() {
+        // The slot threads of the parent did not survive the fork, and its locks may be
+        // held: a call inside a child forks from a thread of its own per batch (the
+        // call's `pre_dispatch` bounds how many).
+        let spawned = std::thread::Builder::new()
+            .name("parjob-fork".into())
+            .spawn(move || run(job));
+        if let Err(e) = spawned {
+            tracing::error!("parjob: cannot start a thread to fork a child: {e}");
+        }
+        return;
+    }
+    match slots(request.workers.max(1)) {
+        Some(tx) => {
+            // The receiving threads live as long as the process; if they are gone the
+            // job is dropped, which its call reports as a lost batch.
+            let _ = tx.send(job);
+        }
+        None => drop(job),
+    }
+}
+
 impl Backend for Multiprocessing {
     fn name(&self) -> &str {
         "multiprocessing"
     }
 
-    fn supports_shared_memory(&self) -> bool {
+    fn workers(&self) -> Workers {
         // Children see the caller's memory, but what they write stays with them.
-        false
-    }
-
-    fn forks(&self) -> bool {
-        true
+        Workers::Forks
     }
 
     fn spawn(&self, request: PoolRequest, job: Job) {
-        // Work whose results cannot travel runs on threads.
-        Threading::new().spawn(request, job);
-    }
-
-    fn spawn_forked(&self, request: PoolRequest, job: ForkJob) {
-        if fork::in_forked_child() {
-            // The slot threads of the parent did not survive the fork, and its locks may be
-            // held: a call inside a child forks from a thread of its own per batch (the
-            // call's `pre_dispatch` bounds how many).
-            let spawned = std::thread::Builder::new()
-                .name("parjob-fork".into())
-                .spawn(move || run(job));
-            if let Err(e) = spawned {
-                tracing::error!("parjob: cannot start a thread to fork a child: {e}");
-            }
-            return;
-        }
-        match slots(request.workers.max(1)) {
-            Some(tx) => {
-                // The receiving threads live as long as the process; if they are gone the
-                // job is dropped, which its call reports as a lost batch.
-                let _ = tx.send(job);
-            }
-            None => drop(job),
+        match job {
+            Job::Forked(job) => fork_batch(request, job),
+            // The runtime sends work whose results cannot travel to threads itself.
+            other => Threading::new().spawn(request, other),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The `sequential` backend: every task on the calling thread.
 
-use crate::Error;
-use crate::backend::{Backend, Job, PoolRequest};
+use super::{Backend, Workers};
+use crate::error::Error;
+use crate::job::{Job, PoolRequest};
+use crate::n_jobs;
 
 /// Runs every task in order on the calling thread, as a plain loop.
 ///
@@ -35,18 +37,15 @@ impl Backend for Sequential {
         "sequential"
     }
 
+    fn workers(&self) -> Workers {
+        Workers::CallingThread
+    }
+
     fn spawn(&self, _request: PoolRequest, job: Job) {
         job.run();
     }
 
     fn effective_n_jobs(&self, n_jobs: i32) -> Result<usize, Error> {
-        if n_jobs == 0 {
-            return Err(Error::InvalidNJobs);
-        }
-        Ok(1)
-    }
-
-    fn has_workers(&self) -> bool {
-        false
+        n_jobs::check(n_jobs).map(|_| 1)
     }
 }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::backend::{Backend, Job, PoolRequest};
+use super::Backend;
+use crate::job::{Job, PoolRequest};
 
 /// Runs tasks on threads of this process, in rayon thread pools.
 ///

@@ -51,7 +51,10 @@ fn worker_frame_decoder_never_panics() {
     let ran = run("wire", 0x5eed_0002, |bytes| {
         for error in fuzz_frames(bytes) {
             // A frame that cannot be read is a transport error for the call.
-            assert!(matches!(error, crate::Error::Transport { .. }), "{error:?}");
+            assert!(
+                matches!(error, crate::error::Error::Transport { .. }),
+                "{error:?}"
+            );
         }
     });
     assert!(ran > 0);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Tasks per batch, the unit handed to a worker (joblib's `batch_size`).
 ///

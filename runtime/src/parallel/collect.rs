@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::apply::Remote;
 use super::dispatch::Dispatcher;
-use crate::Error;
+use crate::error::Error;
 
 /// Runs the call to the end and appends its results to `out` in input order. With an output
 /// buffer set on the dispatcher (`Dispatcher::write_into`), batches run on threads have

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::apply::{Encoded, Remote, RemoteDecoder};
-use super::job::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, run_forked};
 use super::plan::Plan;
 use super::progress::Reporter;
-use crate::Error;
-use crate::backend::{
-    Backend, ForkJob, ForkWork, Job, RemoteJob, RemoteReply, RemoteSink, Threading,
-};
+use super::work::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, run_forked};
+use crate::backend::{Backend, Threading, Workers};
+use crate::error::Error;
+use crate::job::{ForkFn, ForkJob, ForkWork, Job, LocalJob, RemoteJob, RemoteReply, RemoteSink};
 
 struct InFlight {
     first: usize,
@@ -232,37 +231,43 @@ where
             seq,
             tx: self.tx.clone(),
         };
-        let mut items = items;
-        if self.plan.backend.forks() && !self.plan.backend.supports_shared_memory() {
-            match self.spawn_forked(items, first, clock, report) {
-                Ok(()) => return,
-                Err((back, clock, report)) => {
-                    self.warn_fallback();
-                    return self.spawn_local(back, first, clock, report);
-                }
+        let request = self.plan.request();
+        // The one place that decides where a batch goes, from what the backend's workers are
+        // and whether the batch's tasks can reach them.
+        match self.plan.backend.workers() {
+            Workers::CallingThread | Workers::Threads => {
+                let job = self.local_job(items, first, clock, report);
+                self.plan.backend.spawn(request, Job::Local(job));
             }
-        }
-        if !self.plan.backend.supports_shared_memory() {
-            match self.apply.encode(items) {
+            Workers::Processes => match self.apply.encode(items) {
                 Encoded::Remote { batch, decode } => {
                     let sink = self.remote_sink(first, clock, decode, report);
-                    let job = RemoteJob::new(
-                        batch,
-                        self.plan.timeout.is_some(),
-                        sink,
-                        self.plan.inner_threads,
-                    );
-                    self.plan.backend.spawn_remote(self.plan.request(), job);
-                    return;
+                    let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
+                    let job = RemoteJob::new(batch, reply, self.plan.inner_threads);
+                    self.plan.backend.spawn(request, Job::Remote(job));
                 }
-                Encoded::Unencodable(message) => return unencodable(report, first, &message),
-                Encoded::Local(back) => {
-                    self.warn_fallback();
-                    items = back;
-                }
-            }
+                Encoded::Unencodable(message) => unencodable(report, first, &message),
+                Encoded::Local(back) => self.fall_back(back, first, clock, report),
+            },
+            Workers::Forks => match self.fork_job(items, first, clock, report) {
+                Ok(Some(job)) => self.plan.backend.spawn(request, Job::Forked(job)),
+                Ok(None) => {}
+                Err((back, clock, report)) => self.fall_back(back, first, clock, report),
+            },
         }
-        self.spawn_local(items, first, clock, report);
+    }
+
+    /// Runs on threads a batch whose tasks cannot reach the backend's processes.
+    fn fall_back(
+        &mut self,
+        items: Vec<It::Item>,
+        first: usize,
+        clock: Option<Arc<Clock>>,
+        report: Report<A::Out>,
+    ) {
+        self.warn_fallback();
+        let job = self.local_job(items, first, clock, report);
+        Threading::new().spawn(self.plan.request(), Job::Local(job));
     }
 
     /// Where the reply of a batch sent to another process goes.
@@ -281,7 +286,7 @@ where
             sent: Instant::now(),
             abort: Arc::clone(&self.abort),
         });
-        // SAFETY: as for the jobs in `spawn_local`: the sink lives at most until the
+        // SAFETY: as for the jobs in `local_job`: the sink lives at most until the
         // dispatcher's `drop` has seen every sender go (it holds one), or `'a` is `'static`.
         unsafe { std::mem::transmute(sink) }
     }
@@ -289,7 +294,7 @@ where
     fn warn_fallback(&mut self) {
         if !self.fell_back {
             self.fell_back = true;
-            if self.plan.backend.forks() {
+            if self.plan.backend.workers() == Workers::Forks {
                 tracing::warn!(
                     "parjob: backend `{}` runs tasks in forked processes, but the results of these tasks cannot come back from one (their type lacks serde, or is a reference); running them on threads",
                     self.plan.backend.name()
@@ -303,17 +308,18 @@ where
         }
     }
 
-    /// Hands a batch to a forking backend: run in the child as it is, with the results
+    /// The job of a batch for a forking backend: run in the child as it is, with the results
     /// encoded (or, for tasks without a result codec that can travel whole, encoded and run
-    /// as a worker would). Gives the batch back when it can do neither.
+    /// as a worker would). `None` when a task would not encode (the batch has failed then);
+    /// the batch back when it can do neither.
     #[allow(clippy::type_complexity)]
-    fn spawn_forked(
+    fn fork_job(
         &mut self,
         items: Vec<It::Item>,
         first: usize,
         clock: Option<Arc<Clock>>,
         report: Report<A::Out>,
-    ) -> Result<(), (Vec<It::Item>, Option<Arc<Clock>>, Report<A::Out>)> {
+    ) -> Result<Option<ForkJob>, (Vec<It::Item>, Option<Arc<Clock>>, Report<A::Out>)> {
         let nested = self.fork_nested();
         let (work, decode): (Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send + 'a>, _) =
             match self.apply.fork_codec() {
@@ -328,31 +334,26 @@ where
                     Encoded::Remote { batch, decode } => {
                         let work = move |on_start: Option<fn(usize)>| {
                             let _scope = crate::scope::Installed::new(nested);
-                            let previous = crate::process::set_task_start_hook(on_start);
                             // SAFETY: the batch was made in this process (the child is a
                             // fork of the process that encoded it).
-                            let out = unsafe { batch.execute() };
-                            crate::process::set_task_start_hook(previous);
-                            out
+                            unsafe { batch.execute_reporting(None, on_start) }
                         };
                         (Box::new(work), decode)
                     }
                     Encoded::Unencodable(message) => {
                         unencodable(report, first, &message);
-                        return Ok(());
+                        return Ok(None);
                     }
                     Encoded::Local(back) => return Err((back, clock, report)),
                 },
             };
-        // SAFETY: as for the jobs in `spawn_local`: the work lives at most until the
+        // SAFETY: as for the jobs in `local_job`: the work lives at most until the
         // dispatcher's `drop` has seen every sender go (the sink holds one, and the backend
         // drops the work before it finishes the reply), or `'a` is `'static`.
-        let work: crate::backend::ForkFn = unsafe { std::mem::transmute(work) };
+        let work: ForkFn = unsafe { std::mem::transmute(work) };
         let sink = self.remote_sink(first, clock, decode, report);
         let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
-        let job = ForkJob::new(ForkWork::new(work), reply);
-        self.plan.backend.spawn_forked(self.plan.request(), job);
-        Ok(())
+        Ok(Some(ForkJob::new(ForkWork::new(work), reply)))
     }
 
     /// The scope forked children install: the call's nested scope, with nested calls given
@@ -363,7 +364,7 @@ where
         }
         let mut frame = (*self.plan.nested).clone();
         if frame.n_jobs.is_none() {
-            let inner = (crate::cpu_count() / self.plan.workers.max(1)).max(1);
+            let inner = crate::n_jobs::default_inner_threads(self.plan.workers);
             frame.n_jobs = Some(i32::try_from(inner).unwrap_or(i32::MAX));
         }
         let frame = Arc::new(frame);
@@ -371,13 +372,14 @@ where
         frame
     }
 
-    fn spawn_local(
+    /// The job of a batch for a thread of this process.
+    fn local_job(
         &mut self,
         items: Vec<It::Item>,
         first: usize,
         clock: Option<Arc<Clock>>,
         report: Report<A::Out>,
-    ) {
+    ) -> LocalJob {
         let in_place = match (self.dest, self.exact_len) {
             (Some(dest), Some(n)) if first + items.len() <= n => {
                 // SAFETY: `first + items.len() <= n`, and the buffer has room for `n` values.
@@ -406,12 +408,7 @@ where
         // every job has been run or dropped, since each holds a clone of the channel's
         // sender, which is the job's last field to be dropped.
         let boxed: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(boxed) };
-        let job = Job::new(boxed);
-        if self.plan.backend.supports_shared_memory() {
-            self.plan.backend.spawn(self.plan.request(), job);
-        } else {
-            Threading::new().spawn(self.plan.request(), job);
-        }
+        LocalJob::new(boxed)
     }
 
     /// Waits for the next completed batch; `None` once nothing is in flight.

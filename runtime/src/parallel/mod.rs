@@ -4,11 +4,11 @@ mod apply;
 mod batch;
 mod collect;
 mod dispatch;
-mod job;
 mod plan;
 mod progress;
 mod stream;
 mod task;
+mod work;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,10 +27,9 @@ use plan::Plan;
 use progress::ProgressFn;
 use stream::Stream;
 
-use crate::Error;
-use crate::backend::ParamValue;
-use crate::registry::BackendSpec;
-use crate::scope::{Prefer, Require};
+use crate::backend::{BackendSpec, ParamValue};
+use crate::error::Error;
+use crate::scope::{Prefer, Require, Settings};
 
 /// A parallel call: how to run a collection of tasks, and the methods that run them.
 ///
@@ -68,16 +67,11 @@ use crate::scope::{Prefer, Require};
 #[derive(Clone, Default)]
 #[must_use = "a `Parallel` does nothing until one of its call methods runs"]
 pub struct Parallel {
-    n_jobs: Option<i32>,
-    backend: Option<BackendSpec>,
+    /// What a scope could give too, resolved with the same rules.
+    settings: Settings,
     batch_size: BatchSize,
     pre_dispatch: Option<PreDispatch>,
     timeout: Option<Duration>,
-    verbose: Option<u32>,
-    prefer: Option<Prefer>,
-    require: Option<Require>,
-    inner_max_num_threads: Option<usize>,
-    params: Vec<(String, ParamValue)>,
     on_progress: Option<ProgressFn>,
 }
 
@@ -99,7 +93,7 @@ impl Parallel {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn n_jobs(mut self, n_jobs: i32) -> Self {
-        self.n_jobs = Some(n_jobs);
+        self.settings.n_jobs = Some(n_jobs);
         self
     }
 
@@ -115,7 +109,7 @@ impl Parallel {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn backend(mut self, backend: impl Into<BackendSpec>) -> Self {
-        self.backend = Some(backend.into());
+        self.settings.backend = Some(backend.into());
         self
     }
 
@@ -178,7 +172,7 @@ impl Parallel {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn verbose(mut self, verbose: u32) -> Self {
-        self.verbose = Some(verbose);
+        self.settings.verbose = Some(verbose);
         self
     }
 
@@ -191,7 +185,7 @@ impl Parallel {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn prefer(mut self, prefer: Prefer) -> Self {
-        self.prefer = Some(prefer);
+        self.settings.prefer = Some(prefer);
         self
     }
 
@@ -204,7 +198,7 @@ impl Parallel {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn require(mut self, require: Require) -> Self {
-        self.require = Some(require);
+        self.settings.require = Some(require);
         self
     }
 
@@ -219,7 +213,7 @@ impl Parallel {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn inner_max_num_threads(mut self, threads: usize) -> Self {
-        self.inner_max_num_threads = Some(threads);
+        self.settings.inner_max_num_threads = Some(threads);
         self
     }
 
@@ -231,7 +225,7 @@ impl Parallel {
     /// assert!(matches!(r, Err(Error::InvalidConfig { .. })));
     /// ```
     pub fn param(mut self, name: &str, value: impl Into<ParamValue>) -> Self {
-        self.params.push((name.to_owned(), value.into()));
+        self.settings.params.push((name.to_owned(), value.into()));
         self
     }
 
@@ -545,7 +539,7 @@ impl Parallel {
         It::Item: Send,
     {
         let mut plan = Plan::settle(self)?;
-        if plan.workers == 1 {
+        if plan.runs_inline() {
             return stream::collect_inline(input, apply, &mut plan);
         }
         // With a known length, workers write results straight into the output. The buffer
@@ -574,7 +568,7 @@ impl Parallel {
         A::Out: 'static,
     {
         let mut plan = Plan::settle(self)?;
-        if plan.workers == 1 {
+        if plan.runs_inline() {
             return stream::collect_inline(input, &apply, &mut plan);
         }
         let mut out = Vec::new();
@@ -586,16 +580,10 @@ impl Parallel {
 impl fmt::Debug for Parallel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Parallel")
-            .field("n_jobs", &self.n_jobs)
-            .field("backend", &self.backend)
+            .field("settings", &self.settings)
             .field("batch_size", &self.batch_size)
             .field("pre_dispatch", &self.pre_dispatch)
             .field("timeout", &self.timeout)
-            .field("verbose", &self.verbose)
-            .field("prefer", &self.prefer)
-            .field("require", &self.require)
-            .field("inner_max_num_threads", &self.inner_max_num_threads)
-            .field("params", &self.params)
             .field(
                 "on_progress",
                 &self.on_progress.as_ref().map(|_| "<callback>"),

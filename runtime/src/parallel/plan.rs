@@ -1,16 +1,18 @@
-//! Settling a call's configuration: the call's own settings over the active scope over the
-//! defaults, joblib's backend-selection rules, and the scope its tasks will see.
+//! Settling a call's configuration: the call's own settings over the active scope (resolved
+//! by [`Settings::over`](crate::scope::Settings::over)), its worker count, and the scope its
+//! tasks will see.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Parallel;
-use super::batch::{BatchSize, PreDispatch};
+use super::batch::{BatchSize, BatchSizer, PreDispatch};
 use super::progress::ProgressFn;
-use crate::Error;
-use crate::backend::{Backend, PoolRequest, Threading};
-use crate::registry::{self, BackendSpec};
-use crate::scope::{self, Frame, Prefer, Require};
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::job::PoolRequest;
+use crate::scope::{self, Frame, Giver};
+use crate::{n_jobs, registry};
 
 /// Everything a call needs, settled before its first task is pulled.
 pub(crate) struct Plan {
@@ -39,85 +41,31 @@ impl Plan {
         }
     }
 
+    /// Whether the call is a plain loop on the calling thread.
+    pub(crate) fn runs_inline(&self) -> bool {
+        n_jobs::runs_inline(self.workers)
+    }
+
     pub(crate) fn settle(p: &Parallel) -> Result<Plan, Error> {
-        let frame = scope::current();
-        if let Some(e) = &frame.error {
-            return Err(e.to_error());
-        }
-        let prefer = p.prefer.or(frame.prefer);
-        let require = p.require.or(frame.require);
-        scope::check_hints(prefer, require)?;
-
-        let mut backend = match &p.backend {
-            Some(spec) => spec.resolve(&p.params)?,
-            None if !p.params.is_empty() => {
-                return Err(Error::config(
-                    "backend parameters need a backend: set one with `.backend(name)`",
-                ));
-            }
-            None => frame.backend()?,
-        };
-        let chosen_by_call = p.backend.is_some();
-        let chosen_by_scope = frame.backend.is_some();
-
-        if require == Some(Require::SharedMem) && !backend.supports_shared_memory() {
-            if chosen_by_call {
-                return Err(Error::config(format!(
-                    "backend `{}` does not share memory with the caller, but the call requires `sharedmem`",
-                    backend.name()
-                )));
-            }
-            tracing::debug!(
-                "parjob: using threading instead of `{}`, which does not share memory",
-                backend.name()
-            );
-            backend = Arc::new(Threading::new());
-        } else if !chosen_by_call && !chosen_by_scope {
-            match prefer {
-                Some(Prefer::Threads) if !backend.supports_shared_memory() => {
-                    backend = Arc::new(Threading::new());
-                }
-                Some(Prefer::Processes) if backend.supports_shared_memory() => {
-                    if registry::is_registered("loky") {
-                        backend = BackendSpec::from("loky").resolve(&[])?;
-                    } else {
-                        tracing::debug!(
-                            "parjob: prefer = processes, but no process backend is available"
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-
+        let scope = scope::current();
+        let call = p.settings.over(&scope, Giver::Call)?;
+        let backend = call.backend()?;
         // joblib: the call's n_jobs, else the scope's, else the backend default (1).
-        let n_jobs = p.n_jobs.or(frame.n_jobs).unwrap_or(1);
-        let workers = if n_jobs == 1 {
-            1
-        } else {
-            backend.effective_n_jobs(n_jobs)?.max(1)
-        };
-
-        let inner = p.inner_max_num_threads.or(frame.inner_max_num_threads);
-        if let Some(k) = p.inner_max_num_threads
-            && (k == 0 || !backend.has_workers())
-        {
-            return Err(Error::config(format!(
-                "`inner_max_num_threads` must be at least 1 and needs a backend with workers (got {k} on `{}`)",
-                backend.name()
-            )));
-        }
+        let n_jobs = call.n_jobs.unwrap_or(1);
+        let workers = n_jobs::workers(n_jobs, |k| backend.effective_n_jobs(k))?;
         // Checked here so that a bad value fails every call, not only calls with workers.
-        super::batch::BatchSizer::new(p.batch_size, Duration::ZERO)?;
+        BatchSizer::new(p.batch_size, Duration::ZERO)?;
         let pre_dispatch = p.pre_dispatch.clone().unwrap_or_default();
         pre_dispatch.limit(workers)?;
 
-        let nesting_level = frame.nesting_level;
-        let scope_verbose = frame.verbose;
-        let nested = if workers > 1 {
-            let ns = backend.nested(frame.nesting_level);
+        let inner = call.inner_max_num_threads;
+        let nested = if n_jobs::runs_inline(workers) {
+            // A plain loop: tasks see the enclosing scope, unchanged.
+            scope
+        } else {
+            let ns = backend.nested(call.nesting_level);
             Arc::new(Frame {
-                backend: Some(ns.backend.resolve(&[])?),
+                backend: Some(registry::resolve(&ns.backend, &[])?),
                 n_jobs: inner
                     .map(|k| i32::try_from(k).unwrap_or(i32::MAX))
                     .or(ns.n_jobs),
@@ -125,14 +73,12 @@ impl Plan {
                 prefer: None,
                 require: None,
                 inner_max_num_threads: None,
-                nesting_level: frame.nesting_level + 1,
+                nesting_level: call.nesting_level + 1,
                 error: None,
             })
-        } else {
-            frame
         };
         Ok(Plan {
-            nesting_level,
+            nesting_level: call.nesting_level,
             backend,
             workers,
             n_jobs,
@@ -140,7 +86,7 @@ impl Plan {
             batch: p.batch_size,
             pre_dispatch,
             timeout: p.timeout,
-            verbose: p.verbose.or(scope_verbose).unwrap_or(0),
+            verbose: call.verbose.unwrap_or(0),
             on_progress: p.on_progress.clone(),
             inner_threads: inner,
         })

@@ -9,7 +9,7 @@ use super::apply::{Apply, Remote};
 use super::dispatch::Dispatcher;
 use super::plan::Plan;
 use super::progress::Reporter;
-use crate::Error;
+use crate::error::Error;
 use crate::error::panic_message;
 
 /// The results of a call, one at a time, as workers produce them.
@@ -53,7 +53,7 @@ where
 {
     pub(crate) fn new(input: It, apply: A, mut plan: Plan, ordered: bool) -> Result<Self, Error> {
         let apply = Arc::new(apply);
-        let mode = if plan.workers == 1 {
+        let mode = if plan.runs_inline() {
             if plan.timeout.is_some() {
                 warn_timeout_unenforced();
             }

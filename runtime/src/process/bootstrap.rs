@@ -1,5 +1,5 @@
-//! The constructor that turns a process started by a [`WorkerPool`](super::WorkerPool) into a
-//! worker, before `main`.
+//! What turns a process started by a [`WorkerPool`](super::WorkerPool) into a worker, before
+//! `main`: [`become_worker_if_asked`], which the crate's constructor calls.
 //!
 //! It runs in every process of every binary that links parjob, so the common case — the
 //! variable is not set — costs one environment lookup. When `PARJOB_WORKER` is set, the
@@ -16,7 +16,8 @@
 use std::ffi::OsStr;
 use std::os::fd::RawFd;
 
-use super::worker;
+use super::worker::{self, not_from_pool};
+use crate::job::WorkerScope;
 
 /// `"<read fd>,<write fd>"`: the worker's ends of its two pipes.
 pub(crate) const WORKER_ENV: &str = "PARJOB_WORKER";
@@ -30,17 +31,9 @@ pub(crate) const SHM_ENV: &str = "PARJOB_WORKER_SHM";
 /// The first argument of every worker, so that `ps` shows what the process is.
 pub(crate) const MARKER_ARG: &str = "--parjob-worker";
 
-/// The line a process prints when the variable is set but no pool started it.
-pub(crate) const NOT_FROM_POOL: &str =
-    "parjob: PARJOB_WORKER is set but this process was not started by a parjob pool; exiting";
-
-/// Exit code for a process that cannot be a worker (bad variable, failed handshake).
-pub(crate) const EXIT_NOT_A_WORKER: i32 = 2;
-
-// `late`: constructors of other crates (std's argument capture among them) run first, so
-// that tasks see the process as `main` would have.
-#[ctor::ctor(unsafe, priority = late)]
-fn become_worker_if_asked() {
+/// Serves as a worker and exits if `PARJOB_WORKER` is set; returns at once otherwise.
+/// Batches run inside the scope `worker_scope` installs. Called before `main` only.
+pub(crate) fn become_worker_if_asked(worker_scope: WorkerScope) {
     let Some(value) = std::env::var_os(WORKER_ENV) else {
         return;
     };
@@ -65,7 +58,8 @@ fn become_worker_if_asked() {
     let code = match parse_ends(&value) {
         Some(ends) if shm.is_none_or(|fd| fd != ends.0 && fd != ends.1) => {
             // A panic must not unwind out of a constructor; report it as Rust would.
-            std::panic::catch_unwind(|| worker::serve(ends, inner, shm)).unwrap_or(101)
+            std::panic::catch_unwind(|| worker::serve(ends, inner, shm, worker_scope))
+                .unwrap_or(101)
         }
         Some(_) => not_from_pool(),
         None => not_from_pool(),
@@ -79,12 +73,6 @@ pub(crate) fn parse_ends(value: &OsStr) -> Option<(RawFd, RawFd)> {
     let r: RawFd = r.trim().parse().ok()?;
     let w: RawFd = w.trim().parse().ok()?;
     (r > 2 && w > 2 && r != w).then_some((r, w))
-}
-
-/// Prints [`NOT_FROM_POOL`] and returns the exit code.
-pub(crate) fn not_from_pool() -> i32 {
-    eprintln!("{NOT_FROM_POOL}");
-    EXIT_NOT_A_WORKER
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::bootstrap::{INNER_ENV, MARKER_ARG, SHM_ENV, WORKER_ENV};
 use super::wire::{self, FromWorker, PipeIn, ToWorker, WireError};
-use crate::Error;
+use crate::error::Error;
 use crate::remote::EntryId;
 
 /// How long a new worker has to answer the handshake.

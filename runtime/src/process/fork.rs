@@ -20,8 +20,8 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::Error;
-use crate::backend::ForkWork;
+use crate::error::Error;
+use crate::job::ForkWork;
 
 /// Set in a forked child, right after the fork. Statics are copied by `fork`, and the
 /// parent never sets it, so in the parent it is always `false`.

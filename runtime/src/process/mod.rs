@@ -26,7 +26,7 @@
 //! loader) re-execute the host instead; their workers fail the handshake, and calls report
 //! `WorkerDied` with the worker's exit code.
 //!
-//! Process backends are Unix-only: everything here but [`task_start_hook`] is `cfg(unix)`.
+//! Process backends are Unix-only: everything here is `cfg(unix)`.
 
 #[cfg(unix)]
 mod bootstrap;
@@ -47,28 +47,9 @@ mod wire;
 #[cfg(unix)]
 mod worker;
 
-use std::cell::Cell;
-
+#[cfg(unix)]
+pub(crate) use bootstrap::become_worker_if_asked;
 #[cfg(unix)]
 pub(crate) use pool::{Events, PoolConfig, PoolEvent, WorkerPool};
 #[cfg(all(unix, test))]
 pub(crate) use wire::{fuzz_frames, seed_frames};
-#[cfg(all(unix, feature = "mpi"))]
-pub(crate) use worker::inner_frame;
-
-thread_local! {
-    /// Called with a task's position in its batch just before the task runs, on the thread
-    /// running a remote batch: how a worker reports task starts for per-task timeouts.
-    static TASK_START_HOOK: Cell<Option<fn(usize)>> = const { Cell::new(None) };
-}
-
-/// The hook `RemoteBatch` entries call before each task, if one is set on this thread.
-pub(crate) fn task_start_hook() -> Option<fn(usize)> {
-    TASK_START_HOOK.try_with(Cell::get).ok().flatten()
-}
-
-/// Sets this thread's task start hook; returns the previous one.
-#[cfg_attr(not(unix), allow(dead_code))]
-pub(crate) fn set_task_start_hook(hook: Option<fn(usize)>) -> Option<fn(usize)> {
-    TASK_START_HOOK.try_with(|h| h.replace(hook)).ok().flatten()
-}

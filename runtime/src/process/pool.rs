@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 
 use super::child::{Launch, WorkerProcess, describe};
 use super::wire::{FromWorker, ToWorker, WireError};
-use crate::Error;
+use crate::error::Error;
 use crate::remote::RemoteBatch;
 
 /// How a pool is sized.
@@ -39,7 +39,7 @@ impl PoolConfig {
         PoolConfig {
             workers,
             idle_timeout: Duration::from_secs(300),
-            inner_threads: (crate::cpu_count() / workers).max(1),
+            inner_threads: crate::n_jobs::default_inner_threads(workers),
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::error::Error;
 use crate::remote::{Callee, EntryId, RemoteBatch};
 
 /// The largest frame either side accepts: 1 GiB.

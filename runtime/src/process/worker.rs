@@ -3,16 +3,13 @@
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::bootstrap::{EXIT_NOT_A_WORKER, not_from_pool};
 use super::wire::{self, FromWorker, PipeIn, ToWorker, WireError};
-use crate::backend::Threading;
+use crate::job::WorkerScope;
 use crate::remote::{EntryId, RemoteBatch};
-use crate::scope::{self, Frame};
 
 /// How long a worker waits for the `Hello` its parent writes right after starting it.
 const HELLO_WAIT: Duration = Duration::from_secs(20);
@@ -23,11 +20,26 @@ static OUTPUT: OnceLock<File> = OnceLock::new();
 /// The batch being run, for the task start hook.
 static CURRENT_BATCH: AtomicU64 = AtomicU64::new(0);
 
-/// Serves the parent at the other end of `ends`; returns the exit code.
+/// The line a process prints when the variable is set but no pool started it.
+pub(crate) const NOT_FROM_POOL: &str =
+    "parjob: PARJOB_WORKER is set but this process was not started by a parjob pool; exiting";
+
+/// Exit code for a process that cannot be a worker (bad variable, failed handshake).
+pub(crate) const EXIT_NOT_A_WORKER: i32 = 2;
+
+/// Prints [`NOT_FROM_POOL`] and returns the exit code.
+pub(crate) fn not_from_pool() -> i32 {
+    eprintln!("{NOT_FROM_POOL}");
+    EXIT_NOT_A_WORKER
+}
+
+/// Serves the parent at the other end of `ends`; returns the exit code. Every batch runs
+/// inside the scope `worker_scope` installs for `inner_threads`.
 pub(crate) fn serve(
     (read_fd, write_fd): (RawFd, RawFd),
     inner_threads: usize,
     shm_fd: Option<RawFd>,
+    worker_scope: WorkerScope,
 ) -> i32 {
     #[cfg(target_os = "linux")]
     {
@@ -66,7 +78,7 @@ pub(crate) fn serve(
     let _ = parent_pid;
 
     let output = OUTPUT.get_or_init(|| output);
-    scope::push(Arc::new(inner_frame(inner_threads)));
+    let _scope = worker_scope(inner_threads);
     // Whether memory freed by the last batches may still be held (see `keep_freed_memory`).
     let mut holding = false;
     loop {
@@ -157,16 +169,10 @@ fn run_batch(
     shared: Option<&[u8]>,
 ) -> Result<(), i32> {
     CURRENT_BATCH.store(batch_id, Ordering::Relaxed);
-    let previous = super::set_task_start_hook(report_starts.then_some(report_start as fn(usize)));
+    let on_start = report_starts.then_some(report_start as fn(usize));
     // SAFETY: the handshake checked that the parent runs this very build (equal
     // fingerprints), and batches come only from that parent's pool.
-    let outcome = unsafe {
-        match shared {
-            Some(payload) => batch.execute_on(payload),
-            None => batch.execute(),
-        }
-    };
-    super::set_task_start_hook(previous);
+    let outcome = unsafe { batch.execute_reporting(shared, on_start) };
     match wire::send(&mut &*output, &FromWorker::Done { batch_id }, &outcome) {
         Ok(()) => Ok(()),
         // The parent is gone.
@@ -278,21 +284,6 @@ fn report_start(task: usize) {
     if wire::send(&mut &*output, &started, &[]).is_err() {
         // The parent is gone: nobody wants the rest of the batch.
         std::process::exit(0);
-    }
-}
-
-/// What nested calls inside a worker's tasks see: threading with `threads` workers, one
-/// level down (a process backend's ladder; see `DESIGN.md` section 5).
-pub(crate) fn inner_frame(threads: usize) -> Frame {
-    Frame {
-        backend: Some(Arc::new(Threading::new())),
-        n_jobs: Some(i32::try_from(threads.max(1)).unwrap_or(i32::MAX)),
-        verbose: None,
-        prefer: None,
-        require: None,
-        inner_max_num_threads: None,
-        nesting_level: 1,
-        error: None,
     }
 }
 

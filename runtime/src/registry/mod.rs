@@ -1,11 +1,10 @@
 //! Backend names: the built-in ones, those registered at run time, and the default.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::Error;
-use crate::backend::{Backend, ParamValue, Sequential, Threading};
+use crate::backend::{Backend, BackendSpec, ParamValue, Sequential, Threading};
+use crate::error::Error;
 
 type Factory = Arc<dyn Fn() -> Box<dyn Backend> + Send + Sync>;
 
@@ -107,7 +106,7 @@ where
 /// ));
 /// ```
 pub fn registered(name: impl AsRef<str>) -> BackendSpec {
-    BackendSpec(Spec::Name(Arc::from(name.as_ref())))
+    BackendSpec::named(name.as_ref())
 }
 
 /// The names registered now, sorted.
@@ -118,13 +117,26 @@ pub(crate) fn known_names() -> Vec<String> {
 
 /// The name of the root default backend: `PARJOB_BACKEND` if set, else the registered default.
 pub(crate) fn default_name() -> String {
-    if let Some(name) = crate::scope::env_backend() {
+    if let Some(name) = env_backend() {
         return name;
     }
     registry()
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .default
+        .clone()
+}
+
+/// `PARJOB_BACKEND`, read once per process.
+fn env_backend() -> Option<String> {
+    static BACKEND: OnceLock<Option<String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            std::env::var("PARJOB_BACKEND")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
         .clone()
 }
 
@@ -136,7 +148,26 @@ pub(crate) fn is_registered(name: &str) -> bool {
         .contains_key(name)
 }
 
-fn instantiate(name: &str, params: &[(String, ParamValue)]) -> Result<Arc<dyn Backend>, Error> {
+/// A backend instance for `spec`, with `params` applied: a name is looked up now.
+pub(crate) fn resolve(
+    spec: &BackendSpec,
+    params: &[(String, ParamValue)],
+) -> Result<Arc<dyn Backend>, Error> {
+    match spec.instance() {
+        None => instantiate(spec.name(), params),
+        Some(b) if params.is_empty() => Ok(Arc::clone(b)),
+        Some(b) => Err(Error::config(format!(
+            "backend parameters need a backend given by name, not an instance of `{}`",
+            b.name()
+        ))),
+    }
+}
+
+/// A fresh instance of the backend registered under `name`, with `params` applied.
+pub(crate) fn instantiate(
+    name: &str,
+    params: &[(String, ParamValue)],
+) -> Result<Arc<dyn Backend>, Error> {
     let factory = registry()
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -154,91 +185,4 @@ fn instantiate(name: &str, params: &[(String, ParamValue)]) -> Result<Arc<dyn Ba
         backend.set_param(key, value)?;
     }
     Ok(Arc::from(backend))
-}
-
-/// A backend as a scope or a call names it: a registered name, resolved when used, or an
-/// instance.
-///
-/// Anything that converts into a `BackendSpec` is accepted where a backend is taken: a name
-/// (`&str`, `String`), [`registered(name)`](registered), or a backend instance such as
-/// [`Threading::new()`](crate::backend::Threading::new).
-///
-/// ```
-/// use parjob::{backend::Sequential, registered, BackendSpec};
-///
-/// assert_eq!(BackendSpec::from("threading").name(), "threading");
-/// assert_eq!(BackendSpec::from(Sequential::new()).name(), "sequential");
-/// assert_eq!(registered("loky").name(), "loky");
-/// ```
-#[derive(Clone)]
-pub struct BackendSpec(Spec);
-
-#[derive(Clone)]
-enum Spec {
-    Name(Arc<str>),
-    Instance(Arc<dyn Backend>),
-}
-
-impl BackendSpec {
-    /// The backend's name: the registered name, or the instance's own.
-    pub fn name(&self) -> &str {
-        match &self.0 {
-            Spec::Name(n) => n,
-            Spec::Instance(b) => b.name(),
-        }
-    }
-
-    /// A backend instance with `params` applied.
-    pub(crate) fn resolve(
-        &self,
-        params: &[(String, ParamValue)],
-    ) -> Result<Arc<dyn Backend>, Error> {
-        match &self.0 {
-            Spec::Name(n) => instantiate(n, params),
-            Spec::Instance(b) if params.is_empty() => Ok(Arc::clone(b)),
-            Spec::Instance(b) => Err(Error::config(format!(
-                "backend parameters need a backend given by name, not an instance of `{}`",
-                b.name()
-            ))),
-        }
-    }
-}
-
-impl fmt::Debug for BackendSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Spec::Name(n) => f.debug_tuple("BackendSpec").field(n).finish(),
-            Spec::Instance(b) => write!(f, "BackendSpec(<{} instance>)", b.name()),
-        }
-    }
-}
-
-impl From<&str> for BackendSpec {
-    fn from(name: &str) -> Self {
-        registered(name)
-    }
-}
-
-impl From<String> for BackendSpec {
-    fn from(name: String) -> Self {
-        BackendSpec(Spec::Name(Arc::from(name)))
-    }
-}
-
-impl From<&String> for BackendSpec {
-    fn from(name: &String) -> Self {
-        registered(name)
-    }
-}
-
-impl<B: Backend> From<B> for BackendSpec {
-    fn from(backend: B) -> Self {
-        BackendSpec(Spec::Instance(Arc::new(backend)))
-    }
-}
-
-impl From<Arc<dyn Backend>> for BackendSpec {
-    fn from(backend: Arc<dyn Backend>) -> Self {
-        BackendSpec(Spec::Instance(backend))
-    }
 }

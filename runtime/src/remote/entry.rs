@@ -68,7 +68,7 @@ where
     };
     let mut results = Vec::with_capacity(items.len());
     // Set in worker processes that report task starts (per-task timeouts).
-    let on_start = crate::process::task_start_hook();
+    let on_start = super::task_start_hook();
     for (index, item) in items.into_iter().enumerate() {
         if let Some(hook) = on_start {
             hook(index);

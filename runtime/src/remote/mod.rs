@@ -15,7 +15,9 @@
 
 mod entry;
 pub(crate) mod format;
-mod probe;
+pub(crate) mod probe;
+
+use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,11 +36,9 @@ pub(crate) fn decode_outcome_for_fuzzing<R: serde::de::DeserializeOwned + 'stati
 pub(crate) fn encode_done_for_fuzzing<R: Serialize + 'static>(results: Vec<R>) -> Vec<u8> {
     entry::encode_done(results)
 }
+pub use probe::Transferable;
 pub(crate) use probe::{ErasedDecode, Outcome};
-pub use probe::{
-    Filtered, Plain, RemoteForm, RemoteMap, RemoteProbe, ResultCodec, ResultsLocal, ResultsViaRef,
-    ResultsViaSerde, Shape, Transferable, ViaRefItem, ViaRefResult, ViaSerde, ViaShared,
-};
+pub(crate) use probe::{RemoteForm, RemoteMap, ResultCodec};
 
 /// Identity of a function of this binary, valid in every process running the same binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,4 +147,38 @@ impl RemoteBatch {
         };
         entry(callee, payload)
     }
+
+    /// Runs the batch as a worker does: its inputs in `shared` if given (else its own
+    /// payload), with `on_start` called before each task (per-task timeouts).
+    ///
+    /// # Safety
+    ///
+    /// As for `execute`.
+    pub(crate) unsafe fn execute_reporting(
+        &self,
+        shared: Option<&[u8]>,
+        on_start: Option<fn(usize)>,
+    ) -> Vec<u8> {
+        let previous = set_task_start_hook(on_start);
+        // SAFETY: the caller's guarantee, passed on.
+        let out = unsafe { self.execute_on(shared.unwrap_or(&self.payload)) };
+        set_task_start_hook(previous);
+        out
+    }
+}
+
+thread_local! {
+    /// Called with a task's position in its batch just before the task runs, on the thread
+    /// running a remote batch: how a worker reports task starts for per-task timeouts.
+    static TASK_START_HOOK: Cell<Option<fn(usize)>> = const { Cell::new(None) };
+}
+
+/// The hook entry functions call before each task, if one is set on this thread.
+pub(crate) fn task_start_hook() -> Option<fn(usize)> {
+    TASK_START_HOOK.try_with(Cell::get).ok().flatten()
+}
+
+/// Sets this thread's task start hook; returns the previous one.
+fn set_task_start_hook(hook: Option<fn(usize)>) -> Option<fn(usize)> {
+    TASK_START_HOOK.try_with(|h| h.replace(hook)).ok().flatten()
 }

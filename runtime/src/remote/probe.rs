@@ -469,7 +469,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.index, 2);
-        assert_eq!(failure.kind, super::super::FailureKind::Panicked);
+        assert_eq!(failure.kind, crate::remote::FailureKind::Panicked);
         assert_eq!(failure.message, "two is not allowed");
     }
 
@@ -481,13 +481,13 @@ mod tests {
         // SAFETY: made in this process.
         let bytes = unsafe { batch.execute() };
         let failure = map.outcome(&bytes).unwrap().unwrap_err();
-        assert_eq!(failure.kind, super::super::FailureKind::Decode);
+        assert_eq!(failure.kind, crate::remote::FailureKind::Decode);
         batch.binary ^= 1;
         // SAFETY: the fingerprint check refuses the batch before any id is used.
         let bytes = unsafe { batch.execute() };
         let failure = map.outcome(&bytes).unwrap().unwrap_err();
         assert!(failure.message.contains("different binary"), "{failure:?}");
-        assert_eq!(failure.kind, super::super::FailureKind::Decode);
+        assert_eq!(failure.kind, crate::remote::FailureKind::Decode);
         assert!(map.outcome(&[9, 9]).is_err());
         assert!(map.outcome(&[]).is_err());
     }

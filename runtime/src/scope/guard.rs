@@ -4,11 +4,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::settings::{Prefer, Require, check_hints};
+use super::settings::{Giver, Prefer, Require, Settings};
 use super::{Frame, ScopeError};
-use crate::Error;
-use crate::backend::ParamValue;
-use crate::registry::BackendSpec;
+use crate::backend::{BackendSpec, ParamValue};
+use crate::error::Error;
+use crate::n_jobs;
 
 /// Chooses `backend` for every parallel call on this thread while the scope is active, with
 /// `n_jobs = -1` unless set: joblib's `parallel_backend`.
@@ -37,11 +37,7 @@ use crate::registry::BackendSpec;
 /// # Ok::<(), parjob::Error>(())
 /// ```
 pub fn parallel_backend(backend: impl Into<BackendSpec>) -> BackendScope {
-    BackendScope {
-        backend: Some(backend.into()),
-        n_jobs: Some(-1),
-        ..parallel_config()
-    }
+    parallel_config().backend(backend).n_jobs(n_jobs::ALL_CPUS)
 }
 
 /// A scope that sets nothing yet: every field inherits from the enclosing scope until set
@@ -61,13 +57,7 @@ pub fn parallel_backend(backend: impl Into<BackendSpec>) -> BackendScope {
 /// ```
 pub fn parallel_config() -> BackendScope {
     BackendScope {
-        backend: None,
-        n_jobs: None,
-        verbose: None,
-        prefer: None,
-        require: None,
-        inner_max_num_threads: None,
-        params: Vec::new(),
+        settings: Settings::default(),
     }
 }
 
@@ -76,13 +66,7 @@ pub fn parallel_config() -> BackendScope {
 #[must_use = "a scope does nothing until `.enter()` or `.run(..)`"]
 #[derive(Clone)]
 pub struct BackendScope {
-    backend: Option<BackendSpec>,
-    n_jobs: Option<i32>,
-    verbose: Option<u32>,
-    prefer: Option<Prefer>,
-    require: Option<Require>,
-    inner_max_num_threads: Option<usize>,
-    params: Vec<(String, ParamValue)>,
+    settings: Settings,
 }
 
 impl BackendScope {
@@ -94,7 +78,7 @@ impl BackendScope {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn backend(mut self, backend: impl Into<BackendSpec>) -> Self {
-        self.backend = Some(backend.into());
+        self.settings.backend = Some(backend.into());
         self
     }
 
@@ -107,7 +91,7 @@ impl BackendScope {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn n_jobs(mut self, n_jobs: i32) -> Self {
-        self.n_jobs = Some(n_jobs);
+        self.settings.n_jobs = Some(n_jobs);
         self
     }
 
@@ -120,7 +104,7 @@ impl BackendScope {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn verbose(mut self, verbose: u32) -> Self {
-        self.verbose = Some(verbose);
+        self.settings.verbose = Some(verbose);
         self
     }
 
@@ -132,7 +116,7 @@ impl BackendScope {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn prefer(mut self, prefer: Prefer) -> Self {
-        self.prefer = Some(prefer);
+        self.settings.prefer = Some(prefer);
         self
     }
 
@@ -144,7 +128,7 @@ impl BackendScope {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn require(mut self, require: Require) -> Self {
-        self.require = Some(require);
+        self.settings.require = Some(require);
         self
     }
 
@@ -162,7 +146,7 @@ impl BackendScope {
     /// # Ok::<(), parjob::Error>(())
     /// ```
     pub fn inner_max_num_threads(mut self, threads: usize) -> Self {
-        self.inner_max_num_threads = Some(threads);
+        self.settings.inner_max_num_threads = Some(threads);
         self
     }
 
@@ -176,7 +160,7 @@ impl BackendScope {
     /// assert!(matches!(err, Err(Error::InvalidConfig { .. })));
     /// ```
     pub fn param(mut self, name: &str, value: impl Into<ParamValue>) -> Self {
-        self.params.push((name.to_owned(), value.into()));
+        self.settings.params.push((name.to_owned(), value.into()));
         self
     }
 
@@ -232,51 +216,7 @@ impl BackendScope {
 
     /// The frame this scope installs on top of `parent`.
     fn frame(self, parent: &Frame) -> Result<Frame, Error> {
-        check_hints(
-            self.prefer.or(parent.prefer),
-            self.require.or(parent.require),
-        )?;
-        let backend = match &self.backend {
-            Some(spec) => Some(spec.resolve(&self.params)?),
-            None if !self.params.is_empty() => {
-                return Err(Error::config(
-                    "backend parameters need a backend: use `parallel_backend(name)` or `.backend(name)`",
-                ));
-            }
-            None if self.inner_max_num_threads.is_some() => {
-                return Err(Error::config(
-                    "`inner_max_num_threads` needs a backend: use `parallel_backend(name)` or `.backend(name)`",
-                ));
-            }
-            None => None,
-        };
-        if let (Some(b), Some(_)) = (&backend, self.inner_max_num_threads)
-            && !b.has_workers()
-        {
-            return Err(Error::config(format!(
-                "backend `{}` has no workers of its own, so `inner_max_num_threads` means nothing for it",
-                b.name()
-            )));
-        }
-        if self.inner_max_num_threads == Some(0) {
-            return Err(Error::config("`inner_max_num_threads` must be at least 1"));
-        }
-        let chose_backend = backend.is_some();
-        Ok(Frame {
-            backend: backend.or_else(|| parent.backend.clone()),
-            n_jobs: self.n_jobs.or(parent.n_jobs),
-            verbose: self.verbose.or(parent.verbose),
-            prefer: self.prefer.or(parent.prefer),
-            require: self.require.or(parent.require),
-            // The limit belongs to the backend it was given with.
-            inner_max_num_threads: if chose_backend {
-                self.inner_max_num_threads
-            } else {
-                parent.inner_max_num_threads
-            },
-            nesting_level: parent.nesting_level,
-            error: None,
-        })
+        self.settings.over(parent, Giver::Scope)
     }
 
     /// Enters the scope; if that fails, enters a scope in which every call reports the error
@@ -293,15 +233,7 @@ impl BackendScope {
 
 impl fmt::Debug for BackendScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BackendScope")
-            .field("backend", &self.backend)
-            .field("n_jobs", &self.n_jobs)
-            .field("verbose", &self.verbose)
-            .field("prefer", &self.prefer)
-            .field("require", &self.require)
-            .field("inner_max_num_threads", &self.inner_max_num_threads)
-            .field("params", &self.params)
-            .finish()
+        f.debug_tuple("BackendScope").field(&self.settings).finish()
     }
 }
 

@@ -4,16 +4,17 @@
 mod guard;
 mod settings;
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 pub use guard::{BackendGuard, BackendScope, parallel_backend, parallel_config};
-pub(crate) use settings::check_hints;
+pub(crate) use settings::{Giver, Settings};
 pub use settings::{Prefer, Require};
 
-use crate::Error;
-use crate::backend::Backend;
-use crate::registry::{self, BackendSpec};
+use crate::backend::{Backend, Threading};
+use crate::error::Error;
+use crate::{n_jobs, registry};
 
 /// One level of the stack: every setting as seen at that level (inherited fields already
 /// filled in), or the error that entering the level produced.
@@ -68,7 +69,7 @@ impl Frame {
     fn root() -> Frame {
         let mut frame = Frame {
             backend: None,
-            n_jobs: Some(-1),
+            n_jobs: Some(n_jobs::ALL_CPUS),
             verbose: None,
             prefer: None,
             require: None,
@@ -91,7 +92,7 @@ impl Frame {
         }
         match &self.backend {
             Some(b) => Ok(Arc::clone(b)),
-            None => BackendSpec::from(registry::default_name()).resolve(&[]),
+            None => registry::instantiate(&registry::default_name(), &[]),
         }
     }
 
@@ -138,12 +139,14 @@ pub(crate) fn push(frame: Arc<Frame>) -> u64 {
 /// Removes the frame pushed with `id`, wherever it is in the stack: guards dropped out of
 /// order leave the frames of the guards still alive in place.
 pub(crate) fn remove(id: u64) {
-    let _ = STACK.try_with(|s| {
+    let removed = STACK.try_with(|s| {
         let mut stack = s.borrow_mut();
-        if let Some(pos) = stack.iter().rposition(|(i, _)| *i == id) {
-            stack.remove(pos);
-        }
+        let pos = stack.iter().rposition(|(i, _)| *i == id)?;
+        Some(stack.remove(pos))
     });
+    // Dropped once the stack is no longer borrowed: the last handle on a frame may own a
+    // backend whose `Drop` makes parallel calls of its own, which read the stack.
+    drop(removed);
 }
 
 /// Installs a frame for the duration of a batch on a worker thread.
@@ -161,17 +164,21 @@ impl Drop for Installed {
     }
 }
 
-/// `PARJOB_BACKEND`, read once per process.
-pub(crate) fn env_backend() -> Option<String> {
-    static BACKEND: OnceLock<Option<String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| {
-            std::env::var("PARJOB_BACKEND")
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .clone()
+/// The scope around the batches of a worker process or MPI rank
+/// ([`WorkerScope`](crate::job::WorkerScope)): threading with `inner_threads` threads, one
+/// level down, as joblib gives its workers.
+pub(crate) fn worker_scope(inner_threads: usize) -> Box<dyn Any> {
+    let frame = Frame {
+        backend: Some(Arc::new(Threading::new())),
+        n_jobs: Some(i32::try_from(inner_threads.max(1)).unwrap_or(i32::MAX)),
+        verbose: None,
+        prefer: None,
+        require: None,
+        inner_max_num_threads: None,
+        nesting_level: 1,
+        error: None,
+    };
+    Box::new(Installed::new(Arc::new(frame)))
 }
 
 /// `PARJOB_N_JOBS`, read once per process; a bad value is an error at every call.
@@ -183,10 +190,10 @@ fn env_n_jobs() -> Result<Option<i32>, ScopeError> {
         ))),
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => match v.trim().parse::<i32>() {
-            Ok(0) => Err(ScopeError::Config(
-                "PARJOB_N_JOBS=0: n_jobs == 0 has no meaning".into(),
-            )),
-            Ok(n) => Ok(Some(n)),
+            Ok(n) => match n_jobs::check(n) {
+                Ok(n) => Ok(Some(n)),
+                Err(e) => Err(ScopeError::Config(format!("PARJOB_N_JOBS={n}: {e}"))),
+            },
             Err(_) => Err(ScopeError::Config(format!(
                 "PARJOB_N_JOBS={v:?} is not an integer (expected e.g. 4, -1 or -2)"
             ))),
@@ -281,11 +288,7 @@ pub fn get_active_backend() -> ActiveBackend {
 /// # Ok::<(), Error>(())
 /// ```
 pub fn effective_n_jobs(n_jobs: i32) -> Result<usize, Error> {
-    if n_jobs == 0 {
-        return Err(Error::InvalidNJobs);
-    }
-    if n_jobs == 1 {
-        return Ok(1);
-    }
-    current().backend()?.effective_n_jobs(n_jobs)
+    n_jobs::check(n_jobs)?;
+    let backend = current().backend()?;
+    n_jobs::workers(n_jobs, |k| backend.effective_n_jobs(k))
 }

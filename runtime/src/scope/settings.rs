@@ -1,9 +1,148 @@
-//! joblib's soft and hard hints about the kind of workers.
+//! The settings a scope or a call gives, the one resolver that turns them into the frame
+//! they make on top of the enclosing one, and joblib's soft and hard hints about the kind of
+//! workers.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use crate::Error;
+use super::Frame;
+use crate::backend::{Backend, BackendSpec, ParamValue, Threading};
+use crate::error::Error;
+use crate::registry;
+
+/// The settings a [`BackendScope`](super::BackendScope) or a
+/// [`Parallel`](crate::Parallel) gives; each field left `None` inherits.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) backend: Option<BackendSpec>,
+    pub(crate) n_jobs: Option<i32>,
+    pub(crate) verbose: Option<u32>,
+    pub(crate) prefer: Option<Prefer>,
+    pub(crate) require: Option<Require>,
+    pub(crate) inner_max_num_threads: Option<usize>,
+    pub(crate) params: Vec<(String, ParamValue)>,
+}
+
+/// Who gives the settings: where a scope and a call differ, they differ in [`Settings::over`]
+/// and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Giver {
+    /// A scope: its frame stays on the stack, and may leave the backend to the root default.
+    Scope,
+    /// One call: its frame names the backend the call runs on, after joblib's `prefer` and
+    /// `require` rules.
+    Call,
+}
+
+impl Settings {
+    /// The frame these settings make on top of `parent`.
+    ///
+    /// # Errors
+    ///
+    /// `parent`'s error (for a call); contradictory hints; an unknown backend or parameter;
+    /// parameters without a backend; `inner_max_num_threads` of 0, on a backend without
+    /// workers, or (for a scope) without a backend it belongs to.
+    pub(crate) fn over(&self, parent: &Frame, giver: Giver) -> Result<Frame, Error> {
+        if let (Giver::Call, Some(e)) = (giver, &parent.error) {
+            return Err(e.to_error());
+        }
+        let prefer = self.prefer.or(parent.prefer);
+        let require = self.require.or(parent.require);
+        check_hints(prefer, require)?;
+        let chosen = match &self.backend {
+            Some(spec) => Some(registry::resolve(spec, &self.params)?),
+            None if !self.params.is_empty() => {
+                return Err(Error::config(
+                    "backend parameters need a backend: name one with `parallel_backend(name)` or `.backend(name)`",
+                ));
+            }
+            None => None,
+        };
+        let (backend, inner) = match giver {
+            // The limit belongs to the backend it was given with.
+            Giver::Scope => match chosen {
+                Some(b) => (Some(b), self.inner_max_num_threads),
+                None if self.inner_max_num_threads.is_some() => {
+                    return Err(Error::config(
+                        "`inner_max_num_threads` needs a backend: name one with `parallel_backend(name)` or `.backend(name)`",
+                    ));
+                }
+                None => (parent.backend.clone(), parent.inner_max_num_threads),
+            },
+            Giver::Call => (
+                Some(select(chosen, parent, prefer, require)?),
+                self.inner_max_num_threads.or(parent.inner_max_num_threads),
+            ),
+        };
+        if let Some(k) = self.inner_max_num_threads {
+            if k == 0 {
+                return Err(Error::config("`inner_max_num_threads` must be at least 1"));
+            }
+            if let Some(b) = backend.as_ref().filter(|b| !b.workers().has_workers()) {
+                return Err(Error::config(format!(
+                    "backend `{}` has no workers of its own, so `inner_max_num_threads` means nothing for it",
+                    b.name()
+                )));
+            }
+        }
+        Ok(Frame {
+            backend,
+            n_jobs: self.n_jobs.or(parent.n_jobs),
+            verbose: self.verbose.or(parent.verbose),
+            prefer,
+            require,
+            inner_max_num_threads: inner,
+            nesting_level: parent.nesting_level,
+            error: None,
+        })
+    }
+}
+
+/// joblib's backend selection for one call: the call's own backend, else the scope's (or
+/// the root default), then `require = sharedmem` and `prefer` applied.
+fn select(
+    chosen: Option<Arc<dyn Backend>>,
+    parent: &Frame,
+    prefer: Option<Prefer>,
+    require: Option<Require>,
+) -> Result<Arc<dyn Backend>, Error> {
+    let chosen_by_call = chosen.is_some();
+    let backend = match chosen {
+        Some(b) => b,
+        None => parent.backend()?,
+    };
+    let shares_memory = backend.workers().shares_memory();
+    if require == Some(Require::SharedMem) && !shares_memory {
+        if chosen_by_call {
+            return Err(Error::config(format!(
+                "backend `{}` does not share memory with the caller, but the call requires `sharedmem`",
+                backend.name()
+            )));
+        }
+        tracing::debug!(
+            "parjob: using threading instead of `{}`, which does not share memory",
+            backend.name()
+        );
+        return Ok(Arc::new(Threading::new()));
+    }
+    // A hint only moves calls whose backend nobody chose.
+    if chosen_by_call || parent.backend.is_some() {
+        return Ok(backend);
+    }
+    match prefer {
+        Some(Prefer::Threads) if !shares_memory => Ok(Arc::new(Threading::new())),
+        Some(Prefer::Processes) if shares_memory => {
+            if registry::is_registered("loky") {
+                registry::instantiate("loky", &[])
+            } else {
+                tracing::debug!("parjob: prefer = processes, but no process backend is available");
+                Ok(backend)
+            }
+        }
+        _ => Ok(backend),
+    }
+}
 
 /// A soft hint about the kind of workers, used only when no backend is chosen explicitly
 /// (joblib's `prefer`).

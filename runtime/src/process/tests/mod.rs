@@ -572,6 +572,6 @@ fn a_batch_whose_tag_does_not_match_is_refused_and_the_worker_exits() {
         worker.send(&msg, &batch.payload).unwrap();
         assert!(matches!(worker.recv(), Ok(None)), "the worker answered");
         let status = worker.reap().unwrap();
-        assert_eq!(status.code(), Some(super::bootstrap::EXIT_NOT_A_WORKER));
+        assert_eq!(status.code(), Some(super::worker::EXIT_NOT_A_WORKER));
     }
 }

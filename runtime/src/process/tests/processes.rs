@@ -11,8 +11,8 @@ use std::time::Duration;
 use crossbeam_channel::unbounded;
 
 use super::*;
-use crate::process::bootstrap::NOT_FROM_POOL;
 use crate::process::wire::{self, ToWorker};
+use crate::process::worker::NOT_FROM_POOL;
 
 #[test]
 fn a_hand_set_variable_exits_2_and_runs_no_test() {

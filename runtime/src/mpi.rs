@@ -48,57 +48,19 @@
 //! error handling does: `mpirun` kills every rank and reports which one failed, so nothing
 //! hangs, but rank 0 gets no error value to handle.
 
-pub(crate) mod driver;
-mod wire;
-mod worker;
-
-use std::sync::{Mutex, OnceLock};
-
-use ::mpi::environment::Universe;
-use ::mpi::traits::Communicator;
-
-use crate::Error;
-use crate::scope::{BackendGuard, BackendScope};
-
-/// Message tags of parjob's traffic on `MPI_COMM_WORLD`.
-mod tag {
-    /// Rank 0 to a worker rank: a batch.
-    pub(super) const BATCH: i32 = 0x7061_0001;
-    /// A worker rank to rank 0: a task of its batch started (per-task timeouts).
-    pub(super) const STARTED: i32 = 0x7061_0002;
-    /// A worker rank to rank 0: the outcome of its batch.
-    pub(super) const DONE: i32 = 0x7061_0003;
-    /// Rank 0 to a worker rank: no more work, finalise and exit.
-    pub(super) const SHUTDOWN: i32 = 0x7061_0004;
-}
-
-/// What this process knows about the MPI job, once initialised.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct World {
-    pub(crate) rank: usize,
-    pub(crate) size: usize,
-    /// Ranks on this host, this one included.
-    pub(crate) local_size: usize,
-}
-
-static WORLD: OnceLock<World> = OnceLock::new();
-
-/// The universe, kept until rank 0's session ends (dropping it finalises MPI).
-static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
-
-/// The MPI job this process belongs to, if MPI was initialised by parjob.
-pub(crate) fn world() -> Option<World> {
-    WORLD.get().copied()
-}
+use crate::cluster;
+use crate::error::Error;
+use crate::n_jobs;
+use crate::scope::{self, BackendGuard, BackendScope};
 
 /// This process's rank, once MPI is initialised ([`run`] or `#[parallel_backend("mpi")]`).
 pub fn rank() -> Option<usize> {
-    world().map(|w| w.rank)
+    cluster::world().map(|w| w.rank)
 }
 
 /// The number of ranks in the job, rank 0 included, once MPI is initialised.
 pub fn size() -> Option<usize> {
-    world().map(|w| w.size)
+    cluster::world().map(|w| w.size)
 }
 
 /// Rank 0's hold on the MPI job: while it lives, the other ranks serve tasks. Dropping it
@@ -119,52 +81,13 @@ pub struct Session {
 /// [`Error::InvalidConfig`] when MPI was already initialised, or cannot give the thread
 /// support parjob needs (`MPI_THREAD_SERIALIZED`).
 pub fn init() -> Result<Session, Error> {
-    let mut slot = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner());
-    if WORLD.get().is_some() {
-        return Err(Error::config(
-            "MPI was already initialised by parjob: one session per process",
-        ));
-    }
-    let Some((universe, threading)) = ::mpi::initialize_with_threading(::mpi::Threading::Multiple)
-    else {
-        return Err(Error::config(
-            "MPI was already initialised (by something other than parjob)",
-        ));
-    };
-    if threading < ::mpi::Threading::Serialized {
-        return Err(Error::config(format!(
-            "the MPI library gives thread support {threading:?}; parjob needs at least Serialized"
-        )));
-    }
-    let comm = universe.world();
-    let rank = usize::try_from(comm.rank()).unwrap_or(0);
-    let size = usize::try_from(comm.size()).unwrap_or(1);
-    let local_size = usize::try_from(comm.split_shared(0).size()).unwrap_or(1);
-    let world = World {
-        rank,
-        size,
-        local_size,
-    };
-    let _ = WORLD.set(world);
-    if rank != 0 {
-        drop(slot);
-        worker::serve(world);
-        // Finalise, then leave without running the rest of `main`.
-        drop(universe);
-        std::process::exit(0);
-    }
-    *slot = Some(universe);
-    if size > 1 {
-        driver::start(world);
-    }
+    cluster::init(scope::worker_scope)?;
     Ok(Session { _private: () })
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        driver::stop();
-        let universe = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(universe);
+        cluster::finish();
     }
 }
 
@@ -178,26 +101,13 @@ impl Drop for Session {
 pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
     let session = init()?;
     let result = {
-        let _scope = crate::scope::parallel_backend("mpi")
-            .n_jobs(-1)
+        let _scope = scope::parallel_backend("mpi")
+            .n_jobs(n_jobs::ALL_CPUS)
             .enter_or_poison();
         f()
     };
     drop(session);
     Ok(result)
-}
-
-/// Why [`init`] failed, for the errors of the calls that then find no MPI.
-static INIT_ERROR: OnceLock<String> = OnceLock::new();
-
-/// Why the `mpi` backend cannot run here.
-pub(crate) fn unavailable() -> Error {
-    match INIT_ERROR.get() {
-        Some(why) => Error::config(format!("the `mpi` backend has no MPI job: {why}")),
-        None => Error::config(
-            "the `mpi` backend needs MPI initialised first: put `#[parallel_backend(\"mpi\")]` on `main`, or call `parjob::mpi::run`",
-        ),
-    }
 }
 
 /// What `#[parallel_backend("mpi")] fn main` holds: the scope, then the session (dropped in
@@ -215,7 +125,7 @@ pub(crate) fn main_entry(scope: BackendScope) -> MainGuard {
     let session = match init() {
         Ok(session) => Some(session),
         Err(e) => {
-            let _ = INIT_ERROR.set(e.to_string());
+            cluster::record_init_error(e.to_string());
             None
         }
     };

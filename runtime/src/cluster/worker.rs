@@ -1,7 +1,6 @@
 //! The side of ranks 1 to N-1: wait for batches from rank 0, run them, send the outcomes
 //! back, until told to stop.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -10,7 +9,8 @@ use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::{Communicator, Destination, Source};
 
 use super::{World, tag, wire};
-use crate::scope;
+use crate::job::WorkerScope;
+use crate::n_jobs;
 
 /// The batch running now, for task-start messages.
 static CURRENT_BATCH: AtomicU64 = AtomicU64::new(0);
@@ -21,10 +21,10 @@ const SPIN: u32 = 2000;
 /// The longest a rank sleeps between two looks for work.
 const MAX_NAP: Duration = Duration::from_millis(1);
 
-pub(super) fn serve(world: World) {
+pub(super) fn serve(world: World, worker_scope: WorkerScope) {
     let comm = SimpleCommunicator::world();
     let root = comm.process_at_rank(0);
-    let default_inner = (crate::cpu_count() / world.local_size.max(1)).max(1);
+    let default_inner = n_jobs::default_inner_threads(world.local_size);
     let mut quiet = 0u32;
     loop {
         let Some(probed) = root.immediate_matched_probe() else {
@@ -45,16 +45,13 @@ pub(super) fn serve(world: World) {
                     continue;
                 };
                 let inner = received.inner_threads.unwrap_or(default_inner);
-                let _scope = scope::Installed::new(Arc::new(crate::process::inner_frame(inner)));
+                let _scope = worker_scope(inner);
                 CURRENT_BATCH.store(received.id, Ordering::Relaxed);
-                let previous = crate::process::set_task_start_hook(
-                    received.report_starts.then_some(report_start as fn(usize)),
-                );
+                let on_start = received.report_starts.then_some(report_start as fn(usize));
                 // SAFETY: batches come only from rank 0 of this MPI job, which runs the same
                 // executable (what `mpirun` starts); `execute` also compares the binary's
                 // fingerprint and refuses a batch from another build.
-                let outcome = unsafe { received.batch.execute() };
-                crate::process::set_task_start_hook(previous);
+                let outcome = unsafe { received.batch.execute_reporting(None, on_start) };
                 let message = wire::done_message(outcome, received.id);
                 root.send_with_tag(&message[..], tag::DONE);
             }

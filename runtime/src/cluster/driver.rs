@@ -12,7 +12,7 @@ use ::mpi::traits::{Communicator, Destination, Source};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::{World, tag, wire};
-use crate::backend::{RemoteJob, RemoteReply};
+use crate::job::{RemoteJob, RemoteReply};
 
 pub(super) enum Command {
     Submit(RemoteJob),

@@ -7,7 +7,7 @@
 //! - task started (`tag::STARTED`): `batch id u64`, `task u32`;
 //! - outcome (`tag::DONE`): the encoded outcome, then `batch id u64`.
 
-use crate::backend::RemoteJob;
+use crate::job::RemoteJob;
 use crate::remote::{Callee, EntryId, RemoteBatch};
 
 const TRAILER: usize = 8 + 1 + 8 + 8 + 4 + 1 + 8;

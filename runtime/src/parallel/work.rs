@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::apply::{Apply, RemoteDecoder};
-use crate::Error;
-use crate::backend::RemoteSink;
+use crate::error::Error;
 use crate::error::panic_message;
+use crate::job::RemoteSink;
 use crate::remote::{FailureKind, ResultCodec, failed};
 use crate::scope;
 

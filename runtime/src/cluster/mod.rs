@@ -1,0 +1,121 @@
+//! The MPI engine under the `mpi` backend: rank 0's driver thread ([`driver`]), the worker
+//! ranks' loop ([`worker`]) and the messages between them ([`wire`]). The public entry
+//! points (`parjob::mpi`) sit on top of it; they are documented there.
+
+pub(crate) mod driver;
+mod wire;
+mod worker;
+
+use std::sync::{Mutex, OnceLock};
+
+use ::mpi::environment::Universe;
+use ::mpi::traits::Communicator;
+
+use crate::error::Error;
+use crate::job::WorkerScope;
+
+/// Message tags of parjob's traffic on `MPI_COMM_WORLD`.
+mod tag {
+    /// Rank 0 to a worker rank: a batch.
+    pub(super) const BATCH: i32 = 0x7061_0001;
+    /// A worker rank to rank 0: a task of its batch started (per-task timeouts).
+    pub(super) const STARTED: i32 = 0x7061_0002;
+    /// A worker rank to rank 0: the outcome of its batch.
+    pub(super) const DONE: i32 = 0x7061_0003;
+    /// Rank 0 to a worker rank: no more work, finalise and exit.
+    pub(super) const SHUTDOWN: i32 = 0x7061_0004;
+}
+
+/// What this process knows about the MPI job, once initialised.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct World {
+    pub(crate) rank: usize,
+    pub(crate) size: usize,
+    /// Ranks on this host, this one included.
+    pub(crate) local_size: usize,
+}
+
+static WORLD: OnceLock<World> = OnceLock::new();
+
+/// The universe, kept until rank 0's session ends (dropping it finalises MPI).
+static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
+
+/// The MPI job this process belongs to, if MPI was initialised by parjob.
+pub(crate) fn world() -> Option<World> {
+    WORLD.get().copied()
+}
+
+/// Initialises MPI. Returns on rank 0, with the driver started; every other rank serves
+/// batches (each inside the scope `worker_scope` installs) until rank 0 ends its session,
+/// then exits the process with status 0.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] when MPI was already initialised, or cannot give the thread
+/// support parjob needs (`MPI_THREAD_SERIALIZED`).
+pub(crate) fn init(worker_scope: WorkerScope) -> Result<(), Error> {
+    let mut slot = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner());
+    if WORLD.get().is_some() {
+        return Err(Error::config(
+            "MPI was already initialised by parjob: one session per process",
+        ));
+    }
+    let Some((universe, threading)) = ::mpi::initialize_with_threading(::mpi::Threading::Multiple)
+    else {
+        return Err(Error::config(
+            "MPI was already initialised (by something other than parjob)",
+        ));
+    };
+    if threading < ::mpi::Threading::Serialized {
+        return Err(Error::config(format!(
+            "the MPI library gives thread support {threading:?}; parjob needs at least Serialized"
+        )));
+    }
+    let comm = universe.world();
+    let rank = usize::try_from(comm.rank()).unwrap_or(0);
+    let size = usize::try_from(comm.size()).unwrap_or(1);
+    let local_size = usize::try_from(comm.split_shared(0).size()).unwrap_or(1);
+    let world = World {
+        rank,
+        size,
+        local_size,
+    };
+    let _ = WORLD.set(world);
+    if rank != 0 {
+        drop(slot);
+        worker::serve(world, worker_scope);
+        // Finalise, then leave without running the rest of `main`.
+        drop(universe);
+        std::process::exit(0);
+    }
+    *slot = Some(universe);
+    if size > 1 {
+        driver::start(world);
+    }
+    Ok(())
+}
+
+/// Ends rank 0's session: the other ranks are told to exit, and MPI is finalised.
+pub(crate) fn finish() {
+    driver::stop();
+    let universe = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(universe);
+}
+
+/// Why [`init`] failed, for the errors of the calls that then find no MPI.
+static INIT_ERROR: OnceLock<String> = OnceLock::new();
+
+/// Remembers why MPI could not start, for [`unavailable`].
+pub(crate) fn record_init_error(why: String) {
+    let _ = INIT_ERROR.set(why);
+}
+
+/// Why the `mpi` backend cannot run here.
+pub(crate) fn unavailable() -> Error {
+    match INIT_ERROR.get() {
+        Some(why) => Error::config(format!("the `mpi` backend has no MPI job: {why}")),
+        None => Error::config(
+            "the `mpi` backend needs MPI initialised first: put `#[parallel_backend(\"mpi\")]` on `main`, or call `parjob::mpi::run`",
+        ),
+    }
+}

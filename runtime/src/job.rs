@@ -1,0 +1,329 @@
+//! The work a backend is handed: one batch of one call, in the form its workers take.
+//!
+//! These types sit below the engines (`process/`, `mpi/`) and the backends: an engine runs
+//! [`RemoteJob`]s and [`ForkJob`]s without knowing the call that made them, and reports back
+//! through the [`RemoteReply`] inside.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::remote::RemoteBatch;
+
+/// A unit of work handed to a backend: one batch of tasks of one call.
+///
+/// Which variant a backend receives follows from its [`Workers`](crate::backend::Workers):
+/// thread backends get [`Job::Local`], process backends [`Job::Remote`], forking backends
+/// [`Job::Forked`]. [`run`](Job::run) runs any of them on the current thread.
+///
+/// A backend must eventually either run every job it receives or drop it; the call that
+/// produced a job waits for that before it returns when its tasks borrow from the caller.
+/// Running a job never panics: task panics are caught inside it.
+///
+/// # Examples
+///
+/// A backend that queues jobs and runs them on one thread of its own:
+///
+/// ```
+/// use parjob::{Backend, Job, Parallel, PoolRequest};
+/// use std::sync::{mpsc, Mutex};
+///
+/// struct OneThread(Mutex<mpsc::Sender<Job>>);
+///
+/// impl OneThread {
+///     fn new() -> Self {
+///         let (tx, rx) = mpsc::channel::<Job>();
+///         std::thread::spawn(move || rx.into_iter().for_each(Job::run));
+///         OneThread(Mutex::new(tx))
+///     }
+/// }
+///
+/// impl Backend for OneThread {
+///     fn name(&self) -> &str { "one-thread" }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         // If the thread is gone the job is dropped, and the call reports it.
+///         let _ = self.0.lock().unwrap().send(job);
+///     }
+/// }
+///
+/// let out = Parallel::new().backend(OneThread::new()).n_jobs(2).map(0..5, |i| i + 1)?;
+/// assert_eq!(out, [1, 2, 3, 4, 5]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
+#[derive(Debug)]
+pub enum Job {
+    /// A batch for a thread of this process; its tasks may borrow from the caller.
+    Local(LocalJob),
+    /// A batch encoded for a worker process running this binary.
+    Remote(RemoteJob),
+    /// A batch for a forked copy of this process.
+    Forked(ForkJob),
+}
+
+impl Job {
+    /// Runs the batch on the current thread, whatever its form: a remote or forked batch
+    /// then runs here as a worker would run it (without per-task start reports).
+    pub fn run(self) {
+        match self {
+            Job::Local(job) => job.run(),
+            Job::Remote(job) => {
+                let (batch, reply) = job.into_parts();
+                // SAFETY: a `RemoteJob` is made only by this process's dispatcher, from a
+                // batch it encoded itself, so its entry function is one of this binary.
+                let outcome = unsafe { batch.execute() };
+                reply.finish(Ok(outcome));
+            }
+            Job::Forked(job) => {
+                let (work, reply) = job.into_parts();
+                reply.finish(Ok(work.run(None)));
+            }
+        }
+    }
+}
+
+/// A batch for a thread of this process (see [`Job::Local`]).
+pub struct LocalJob {
+    work: Box<dyn FnOnce() + Send + 'static>,
+}
+
+impl LocalJob {
+    pub(crate) fn new(work: Box<dyn FnOnce() + Send + 'static>) -> Self {
+        LocalJob { work }
+    }
+
+    /// Runs the batch on the current thread.
+    pub fn run(self) {
+        (self.work)();
+    }
+}
+
+impl fmt::Debug for LocalJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LocalJob")
+    }
+}
+
+/// A batch bound for a worker process: the encoded batch, and where its outcome goes.
+///
+/// A backend sends [`batch`](RemoteJob::batch) to a worker (running the same binary), which
+/// runs it with [`RemoteBatch::execute`]; the bytes that come back go to
+/// [`finish`](RemoteJob::finish). If the call asked for per-task timeouts
+/// ([`wants_task_starts`](RemoteJob::wants_task_starts)), the backend reports each task's
+/// start with [`task_started`](RemoteJob::task_started). Dropping a job unfinished reports
+/// it as lost.
+pub struct RemoteJob {
+    batch: RemoteBatch,
+    reply: RemoteReply,
+    inner_threads: Option<usize>,
+}
+
+/// The receiving end of a [`RemoteJob`] or [`ForkJob`]: where the worker's events about the
+/// batch go.
+pub struct RemoteReply {
+    wants_starts: bool,
+    sink: Box<dyn RemoteSink>,
+}
+
+/// Where a remote batch's events go: implemented by the dispatcher.
+pub(crate) trait RemoteSink: Send {
+    fn started(&self, task: usize, at: Instant);
+    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>);
+    fn abandoned(&self) -> bool;
+    /// The flag behind [`abandoned`](RemoteSink::abandoned), for a backend that checks it
+    /// after giving the reply away.
+    fn abandon_flag(&self) -> Option<Arc<AtomicBool>> {
+        None
+    }
+}
+
+impl RemoteReply {
+    pub(crate) fn new(wants_starts: bool, sink: Box<dyn RemoteSink>) -> Self {
+        RemoteReply { wants_starts, sink }
+    }
+
+    /// Whether the call measures each task's own duration (it has a timeout).
+    pub fn wants_task_starts(&self) -> bool {
+        self.wants_starts
+    }
+
+    /// The worker started task `task` (counted within the batch).
+    pub fn task_started(&self, task: usize) {
+        self.sink.started(task, Instant::now());
+    }
+
+    /// The worker started task `task` at `at`.
+    pub(crate) fn task_started_at(&self, task: usize, at: Instant) {
+        self.sink.started(task, at);
+    }
+
+    /// The worker's reply (the bytes `execute` returned), or why there is none.
+    pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
+        self.sink.finish(outcome);
+    }
+
+    /// Whether the call gave up on the batch (another task failed, a timeout, a dropped
+    /// stream): a backend may then kill the worker running it.
+    pub fn is_abandoned(&self) -> bool {
+        self.sink.abandoned()
+    }
+
+    /// The flag [`is_abandoned`](RemoteReply::is_abandoned) reads, if it is one.
+    pub(crate) fn abandon_flag(&self) -> Option<Arc<AtomicBool>> {
+        self.sink.abandon_flag()
+    }
+}
+
+impl fmt::Debug for RemoteReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteReply")
+            .field("wants_task_starts", &self.wants_starts)
+            .finish()
+    }
+}
+
+impl RemoteJob {
+    pub(crate) fn new(
+        batch: RemoteBatch,
+        reply: RemoteReply,
+        inner_threads: Option<usize>,
+    ) -> Self {
+        RemoteJob {
+            batch,
+            reply,
+            inner_threads,
+        }
+    }
+
+    /// The batch, to move to a worker, and where its events go.
+    pub fn into_parts(self) -> (RemoteBatch, RemoteReply) {
+        (self.batch, self.reply)
+    }
+
+    /// The `inner_max_num_threads` of the call, if set: threads for nested calls inside
+    /// the worker.
+    pub fn inner_threads(&self) -> Option<usize> {
+        self.inner_threads
+    }
+
+    /// Whether the call gave up on the batch (see [`RemoteReply::is_abandoned`]).
+    pub fn is_abandoned(&self) -> bool {
+        self.reply.is_abandoned()
+    }
+
+    /// The encoded batch to send to a worker.
+    pub fn batch(&self) -> &RemoteBatch {
+        &self.batch
+    }
+
+    /// Whether the call measures each task's own duration (it has a timeout).
+    pub fn wants_task_starts(&self) -> bool {
+        self.reply.wants_starts
+    }
+
+    /// The worker started task `task` (counted within the batch).
+    pub fn task_started(&self, task: usize) {
+        self.reply.task_started(task);
+    }
+
+    /// The worker's reply (the bytes `execute` returned), or why there is none.
+    pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
+        self.reply.finish(outcome);
+    }
+}
+
+impl fmt::Debug for RemoteJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJob")
+            .field("batch", &self.batch)
+            .field("reply", &self.reply)
+            .finish()
+    }
+}
+
+/// A batch bound for a forked copy of this process: the work to run there, and where its
+/// outcome goes.
+///
+/// A forking backend forks, runs [`work`](ForkJob::into_parts) in the child, sends the bytes
+/// it returns back to the parent, and hands them to [`RemoteReply::finish`]. The child sees
+/// the caller's memory as it was at the fork, so the batch's tasks may capture anything;
+/// only their results are encoded.
+pub struct ForkJob {
+    work: ForkWork,
+    reply: RemoteReply,
+}
+
+/// The part of a [`ForkJob`] that runs in the child.
+pub struct ForkWork(ForkFn);
+
+/// A batch's work in a child: given the task-start hook, returns the encoded outcome.
+pub(crate) type ForkFn = Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send>;
+
+impl ForkWork {
+    pub(crate) fn new(work: ForkFn) -> Self {
+        ForkWork(work)
+    }
+
+    /// Runs the batch and returns its encoded outcome, for [`RemoteReply::finish`]. With
+    /// `on_start`, it is called with each task's position in the batch before the task
+    /// runs (per-task timeouts). Task panics are caught and reported in the outcome.
+    ///
+    /// Meant for a forked child; in the parent it would run the tasks there.
+    pub fn run(self, on_start: Option<fn(usize)>) -> Vec<u8> {
+        (self.0)(on_start)
+    }
+}
+
+impl fmt::Debug for ForkWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForkWork")
+    }
+}
+
+impl ForkJob {
+    pub(crate) fn new(work: ForkWork, reply: RemoteReply) -> Self {
+        ForkJob { work, reply }
+    }
+
+    /// The work, to run in the child, and where its events go. In the parent, drop the
+    /// work before finishing the reply: it may borrow from the caller.
+    pub fn into_parts(self) -> (ForkWork, RemoteReply) {
+        (self.work, self.reply)
+    }
+}
+
+impl fmt::Debug for ForkJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForkJob")
+            .field("reply", &self.reply)
+            .finish()
+    }
+}
+
+/// What a call asks of a backend: how many workers, at which nesting level.
+///
+/// Jobs of calls with different requests must not share workers when one request is nested
+/// below another: a task waiting on its own nested call would otherwise wait on itself.
+///
+/// ```
+/// use parjob::PoolRequest;
+///
+/// let top = PoolRequest { workers: 4, nesting_level: 0 };
+/// let inside_a_task = PoolRequest { nesting_level: 1, ..top };
+/// assert_ne!(top, inside_a_task); // a pool per request keeps nested calls apart
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolRequest {
+    /// The call's effective `n_jobs`: at most this many of its jobs run at once.
+    pub workers: usize,
+    /// The nesting level of the calling scope: 0 at the top, 1 inside a task, and so on.
+    pub nesting_level: usize,
+}
+
+/// Installs, around the batches a worker process or rank runs, the scope that nested calls
+/// inside its tasks see (threading with `inner_threads` threads, one level down); the scope
+/// ends when the returned value is dropped. The scope stack lives above the engines, so it
+/// hands them this function.
+pub(crate) type WorkerScope = fn(inner_threads: usize) -> Box<dyn Any>;
