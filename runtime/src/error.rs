@@ -1,5 +1,6 @@
 //! The one error type of every fallible parjob call.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 /// What went wrong in a parallel call, a scope or a backend lookup.
@@ -133,8 +134,18 @@ fn at_index(index: Option<usize>) -> String {
     index.map(|i| format!(" at task {i}")).unwrap_or_default()
 }
 
+/// Runs `f`, catching a panic: `Err` with the panic's message, as `std` prints it. The
+/// payload is dropped here, and a payload whose own `drop` panics is caught as well.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = panic_message(&*payload);
+        drop(catch_unwind(AssertUnwindSafe(move || drop(payload))));
+        message
+    })
+}
+
 /// The text of a panic payload, as `std` prints it.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

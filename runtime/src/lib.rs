@@ -74,7 +74,8 @@
 // The modules, bottom layer first: each uses only those listed above it
 // (`python3 ../shared/tools/layers.py runtime/src --files` checks it).
 //
-// error, cpu, n_jobs   leaves: the error type, the cpu count, joblib's `n_jobs` rules
+// error, cpu, n_jobs,  leaves: the error type, the cpu count, joblib's `n_jobs` rules,
+// sync                 and locks that outlive a panic
 // remote               the task encoding: what crosses to another process, and back
 // job                  the jobs a backend is handed, and the scope hook for workers
 // process, cluster     the engines: worker processes and forks; MPI ranks (feature `mpi`)
@@ -86,6 +87,7 @@
 mod cpu;
 mod error;
 mod n_jobs;
+mod sync;
 
 pub mod remote;
 

@@ -8,6 +8,7 @@ use super::{Backend, ParamValue, Threading, Workers};
 use crate::error::Error;
 use crate::job::{Job, PoolRequest, RemoteJob, RemoteReply};
 use crate::process::{Events, PoolConfig, PoolEvent, WorkerPool};
+use crate::sync::Recover;
 
 /// Runs tasks in worker processes: joblib's default backend, for work that must be isolated
 /// from the caller (a crash in a task cannot take the program down) or is not thread-safe.
@@ -87,25 +88,19 @@ fn route(event: PoolEvent) {
     let live = live();
     match event {
         PoolEvent::Started { batch_id, task, at } => {
-            let live = live.lock().unwrap_or_else(|e| e.into_inner());
+            let live = live.lock().recover();
             if let Some((reply, _)) = live.get(&batch_id) {
                 reply.task_started_at(task as usize, at);
             }
         }
         PoolEvent::Done { batch_id, outcome } => {
-            let entry = live
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&batch_id);
+            let entry = live.lock().recover().remove(&batch_id);
             if let Some((reply, _)) = entry {
                 reply.finish(Ok(outcome));
             }
         }
         PoolEvent::Failed { batch_id, error } => {
-            let entry = live
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&batch_id);
+            let entry = live.lock().recover().remove(&batch_id);
             if let Some((reply, _)) = entry {
                 reply.finish(Err(error));
             }
@@ -132,7 +127,7 @@ impl Loky {
         // Registered before the pool can answer, which `route` looks up.
         live()
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .recover()
             .insert(id, (reply, Arc::clone(&pool)));
         pool.submit_as(id, batch, starts, Events::Direct(route));
     }
@@ -159,7 +154,7 @@ impl Backend for Loky {
         // Kill the workers of every batch whose call gave up; their replies are dropped,
         // which the calls read as lost batches (they are failing already).
         let abandoned: Vec<(u64, RemoteReply, Arc<WorkerPool>)> = {
-            let mut live = live().lock().unwrap_or_else(|e| e.into_inner());
+            let mut live = live().lock().recover();
             let ids: Vec<u64> = live
                 .iter()
                 .filter(|(_, (reply, _))| reply.is_abandoned())

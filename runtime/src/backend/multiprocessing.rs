@@ -11,6 +11,7 @@ use super::{Backend, Threading, Workers};
 use crate::error::Error;
 use crate::job::{ForkJob, Job, PoolRequest, RemoteReply};
 use crate::process::fork;
+use crate::sync::Recover;
 
 /// Runs each batch of tasks in a child process forked for it: joblib's legacy
 /// `multiprocessing` backend, Unix only.
@@ -91,10 +92,7 @@ fn running() -> &'static Running {
 /// children of calls with that count run at once.
 fn slots(workers: usize) -> Option<Sender<ForkJob>> {
     static SLOTS: OnceLock<Mutex<HashMap<usize, Sender<ForkJob>>>> = OnceLock::new();
-    let mut map = SLOTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut map = SLOTS.get_or_init(Default::default).lock().recover();
     if let Some(tx) = map.get(&workers) {
         return Some(tx.clone());
     }
@@ -140,7 +138,7 @@ fn run(job: ForkJob) {
     let id = next_id();
     running()
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .recover()
         .insert(id, (child.pid(), reply.abandon_flag()));
     if reply.is_abandoned() {
         // Gave up between the check above and the registration: `abort` may have missed it.
@@ -158,10 +156,7 @@ fn wait(child: fork::Child, id: u64, reply: &RemoteReply) -> Result<Vec<u8>, Err
     struct Leave(u64);
     impl Drop for Leave {
         fn drop(&mut self) {
-            running()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.0);
+            running().lock().recover().remove(&self.0);
         }
     }
     let leave = Leave(id);
@@ -223,7 +218,7 @@ impl Backend for Multiprocessing {
     }
 
     fn abort(&self, _request: PoolRequest) {
-        let running = running().lock().unwrap_or_else(|e| e.into_inner());
+        let running = running().lock().recover();
         for (pid, flag) in running.values() {
             if flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
                 fork::kill(*pid);

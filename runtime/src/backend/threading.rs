@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Backend;
 use crate::job::{Job, PoolRequest};
+use crate::sync::Recover;
 
 /// Runs tasks on threads of this process, in rayon thread pools.
 ///
@@ -58,7 +59,7 @@ fn pools() -> &'static Pools {
 
 fn pool_for(request: PoolRequest) -> Option<Arc<rayon::ThreadPool>> {
     let key = (request.workers, request.nesting_level);
-    let mut map = pools().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = pools().lock().recover();
     if let Some(pool) = map.get(&key) {
         return Some(Arc::clone(pool));
     }
@@ -105,9 +106,6 @@ impl Backend for Threading {
         // call keep their pool until they finish; later calls get a fresh pool, so they never
         // queue behind a task that may not end. The old threads exit once they are idle.
         let key = (request.workers, request.nesting_level);
-        pools()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        pools().lock().recover().remove(&key);
     }
 }

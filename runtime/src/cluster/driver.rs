@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::{World, tag, wire};
 use crate::job::{RemoteJob, RemoteReply};
+use crate::sync::Recover;
 
 pub(super) enum Command {
     Submit(RemoteJob),
@@ -29,7 +30,7 @@ pub(super) fn start(world: World) {
         .name("parjob-mpi".into())
         .spawn(move || drive(world, &rx));
     match handle {
-        Ok(handle) => *DRIVER.lock().unwrap_or_else(|e| e.into_inner()) = Some((tx, handle)),
+        Ok(handle) => *DRIVER.lock().recover() = Some((tx, handle)),
         Err(e) => tracing::error!("parjob: cannot start the MPI driver thread: {e}"),
     }
 }
@@ -37,7 +38,7 @@ pub(super) fn start(world: World) {
 /// Ends the session: the driver waits for the batches still running, then tells every rank
 /// to exit.
 pub(super) fn stop() {
-    let driver = DRIVER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let driver = DRIVER.lock().recover().take();
     if let Some((tx, handle)) = driver {
         let _ = tx.send(Command::Stop);
         let _ = handle.join();
@@ -46,7 +47,7 @@ pub(super) fn stop() {
 
 /// Hands `job` to the driver; gives it back when there is none (no MPI job, or it ended).
 pub(crate) fn submit(job: RemoteJob) -> Result<(), RemoteJob> {
-    let driver = DRIVER.lock().unwrap_or_else(|e| e.into_inner());
+    let driver = DRIVER.lock().recover();
     match &*driver {
         Some((tx, _)) => tx.send(Command::Submit(job)).map_err(|e| match e.0 {
             Command::Submit(job) => job,
@@ -57,7 +58,7 @@ pub(crate) fn submit(job: RemoteJob) -> Result<(), RemoteJob> {
 }
 
 pub(crate) fn abort() {
-    if let Some((tx, _)) = &*DRIVER.lock().unwrap_or_else(|e| e.into_inner()) {
+    if let Some((tx, _)) = &*DRIVER.lock().recover() {
         let _ = tx.send(Command::Abort);
     }
 }
@@ -84,17 +85,19 @@ fn nap(quiet: u32) -> Duration {
 fn drive(world: World, rx: &Receiver<Command>) {
     let comm = SimpleCommunicator::world();
     let size = i32::try_from(world.size).unwrap_or(i32::MAX);
-    let mut idle: VecDeque<i32> = (1..size).collect();
-    let mut queue: VecDeque<RemoteJob> = VecDeque::new();
-    let mut running: HashMap<i32, Running> = HashMap::new();
-    let mut next_id = 0u64;
-    let mut stopping = false;
+    let mut driver = Driver {
+        idle: (1..size).collect(),
+        queue: VecDeque::new(),
+        running: HashMap::new(),
+        next_id: 0,
+        stopping: false,
+    };
     let mut quiet = 0u32;
     loop {
         // Nothing running and nothing queued: only a command can change that. Otherwise
         // look at MPI between commands, sleeping longer the longer nothing happens.
-        let command = if running.is_empty() && queue.is_empty() {
-            if stopping {
+        let command = if driver.running.is_empty() && driver.queue.is_empty() {
+            if driver.stopping {
                 break;
             }
             Some(rx.recv().unwrap_or(Command::Stop))
@@ -112,11 +115,40 @@ fn drive(world: World, rx: &Receiver<Command>) {
             }
         };
         let mut progressed = command.is_some();
+        if let Some(command) = command {
+            driver.obey(command);
+        }
+        progressed |= driver.hand_out(&comm);
+        progressed |= driver.collect(&comm);
+        quiet = if progressed {
+            0
+        } else {
+            quiet.saturating_add(1)
+        };
+    }
+    for rank in 1..size {
+        comm.process_at_rank(rank)
+            .send_with_tag(&[0u8][..], tag::SHUTDOWN);
+    }
+}
+
+/// The driver's view of the job: which ranks are idle, the batches waiting for one, and
+/// what each busy rank runs.
+struct Driver {
+    idle: VecDeque<i32>,
+    queue: VecDeque<RemoteJob>,
+    running: HashMap<i32, Running>,
+    next_id: u64,
+    stopping: bool,
+}
+
+impl Driver {
+    fn obey(&mut self, command: Command) {
         match command {
-            Some(Command::Submit(job)) => queue.push_back(job),
-            Some(Command::Abort) => {
-                queue.retain(|job| !job.is_abandoned());
-                for r in running.values_mut() {
+            Command::Submit(job) => self.queue.push_back(job),
+            Command::Abort => {
+                self.queue.retain(|job| !job.is_abandoned());
+                for r in self.running.values_mut() {
                     if r.reply.as_ref().is_some_and(RemoteReply::is_abandoned) {
                         // Dropped unfinished: the call reads it as lost (it is failing).
                         r.reply = None;
@@ -125,43 +157,54 @@ fn drive(world: World, rx: &Receiver<Command>) {
             }
             // Batches still running are waited for (a rank busy sending its outcome would
             // otherwise never see the shutdown); queued ones belong to calls that are gone.
-            Some(Command::Stop) => stopping = true,
-            None => {}
+            Command::Stop => self.stopping = true,
         }
-        if stopping {
-            queue.clear();
+        if self.stopping {
+            self.queue.clear();
         }
-        // Hand queued batches to idle ranks.
-        while !idle.is_empty() {
-            let Some(job) = queue.pop_front() else { break };
+    }
+
+    /// Hands queued batches to idle ranks; whether it sent any.
+    fn hand_out(&mut self, comm: &SimpleCommunicator) -> bool {
+        let mut sent = false;
+        while !self.idle.is_empty() {
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
             if job.is_abandoned() {
                 continue;
             }
             // The rank that became idle last: it is still polling without sleeping.
-            let rank = idle.pop_back().unwrap_or(1);
-            let id = next_id;
-            next_id += 1;
+            let rank = self.idle.pop_back().unwrap_or(1);
+            let id = self.next_id;
+            self.next_id += 1;
             let message = wire::batch_message(id, &job);
             comm.process_at_rank(rank)
                 .send_with_tag(&message[..], tag::BATCH);
             let (_, reply) = job.into_parts();
-            running.insert(
+            self.running.insert(
                 rank,
                 Running {
                     id,
                     reply: Some(reply),
                 },
             );
-            progressed = true;
+            sent = true;
         }
-        // Everything the ranks sent.
+        sent
+    }
+
+    /// Takes everything the ranks sent; whether there was anything.
+    fn collect(&mut self, comm: &SimpleCommunicator) -> bool {
+        let mut received = false;
         while let Some(probed) = comm.any_process().immediate_matched_probe() {
-            progressed = true;
+            received = true;
             let (mut bytes, status) = probed.matched_receive_vec::<u8>();
             let rank = status.source_rank();
             match status.tag() {
                 tag::STARTED => {
-                    if let (Some((id, task)), Some(r)) = (wire::started(&bytes), running.get(&rank))
+                    if let (Some((id, task)), Some(r)) =
+                        (wire::started(&bytes), self.running.get(&rank))
                         && r.id == id
                         && let Some(reply) = &r.reply
                     {
@@ -170,9 +213,9 @@ fn drive(world: World, rx: &Receiver<Command>) {
                 }
                 tag::DONE => {
                     let id = wire::take_id(&mut bytes);
-                    if running.get(&rank).is_some_and(|r| Some(r.id) == id) {
-                        let r = running.remove(&rank).map(|r| r.reply);
-                        idle.push_back(rank);
+                    if self.running.get(&rank).is_some_and(|r| Some(r.id) == id) {
+                        let r = self.running.remove(&rank).map(|r| r.reply);
+                        self.idle.push_back(rank);
                         if let Some(Some(reply)) = r {
                             reply.finish(Ok(bytes));
                         }
@@ -183,14 +226,6 @@ fn drive(world: World, rx: &Receiver<Command>) {
                 }
             }
         }
-        quiet = if progressed {
-            0
-        } else {
-            quiet.saturating_add(1)
-        };
-    }
-    for rank in 1..size {
-        comm.process_at_rank(rank)
-            .send_with_tag(&[0u8][..], tag::SHUTDOWN);
+        received
     }
 }

@@ -13,6 +13,7 @@ use ::mpi::traits::Communicator;
 
 use crate::error::Error;
 use crate::job::WorkerScope;
+use crate::sync::Recover;
 
 /// Message tags of parjob's traffic on `MPI_COMM_WORLD`.
 mod tag {
@@ -54,7 +55,7 @@ pub(crate) fn world() -> Option<World> {
 /// [`Error::InvalidConfig`] when MPI was already initialised, or cannot give the thread
 /// support parjob needs (`MPI_THREAD_SERIALIZED`).
 pub(crate) fn init(worker_scope: WorkerScope) -> Result<(), Error> {
-    let mut slot = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = UNIVERSE.lock().recover();
     if WORLD.get().is_some() {
         return Err(Error::config(
             "MPI was already initialised by parjob: one session per process",
@@ -98,7 +99,7 @@ pub(crate) fn init(worker_scope: WorkerScope) -> Result<(), Error> {
 /// Ends rank 0's session: the other ranks are told to exit, and MPI is finalised.
 pub(crate) fn finish() {
     driver::stop();
-    let universe = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let universe = UNIVERSE.lock().recover().take();
     drop(universe);
 }
 

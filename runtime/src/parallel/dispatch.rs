@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use super::plan::Plan;
 use super::progress::Reporter;
 use super::work::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, run_forked};
 use crate::backend::{Backend, Threading, Workers};
-use crate::error::Error;
+use crate::error::{Error, catch_panic};
 use crate::job::{ForkFn, ForkJob, ForkWork, Job, LocalJob, RemoteJob, RemoteReply, RemoteSink};
 
 struct InFlight {
@@ -286,9 +285,7 @@ where
             sent: Instant::now(),
             abort: Arc::clone(&self.abort),
         });
-        // SAFETY: as for the jobs in `local_job`: the sink lives at most until the
-        // dispatcher's `drop` has seen every sender go (it holds one), or `'a` is `'static`.
-        unsafe { std::mem::transmute(sink) }
+        detach(sink)
     }
 
     fn warn_fallback(&mut self) {
@@ -347,10 +344,8 @@ where
                     Encoded::Local(back) => return Err((back, clock, report)),
                 },
             };
-        // SAFETY: as for the jobs in `local_job`: the work lives at most until the
-        // dispatcher's `drop` has seen every sender go (the sink holds one, and the backend
-        // drops the work before it finishes the reply), or `'a` is `'static`.
-        let work: ForkFn = unsafe { std::mem::transmute(work) };
+        // The backend drops the work before it finishes the reply, whose sink holds a sender.
+        let work: ForkFn = detach(work);
         let sink = self.remote_sink(first, clock, decode, report);
         let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
         Ok(Some(ForkJob::new(ForkWork::new(work), reply)))
@@ -402,13 +397,7 @@ where
             _apply: PhantomData,
         };
         let boxed: Box<dyn FnOnce() + Send + 'a> = Box::new(move || work.run());
-        // SAFETY: the job may borrow for `'a` only. Either `'a` is `'static` (the `owned`
-        // constructor's bounds), or this dispatcher was made by `scoped` and `waits`: its
-        // `drop`, which runs before `'a` ends (it holds `PhantomData<&'a A>`), blocks until
-        // every job has been run or dropped, since each holds a clone of the channel's
-        // sender, which is the job's last field to be dropped.
-        let boxed: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(boxed) };
-        LocalJob::new(boxed)
+        LocalJob::new(detach(boxed))
     }
 
     /// Waits for the next completed batch; `None` once nothing is in flight.
@@ -513,6 +502,39 @@ where
     }
 }
 
+/// A part of a job that may borrow from the caller for `'a`, and the type a backend holds it
+/// as: the same type with `'a` extended to `'static`.
+trait Detach<'a> {
+    type Static;
+}
+
+impl<'a> Detach<'a> for Box<dyn FnOnce() + Send + 'a> {
+    type Static = Box<dyn FnOnce() + Send>;
+}
+
+impl<'a> Detach<'a> for Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send + 'a> {
+    type Static = ForkFn;
+}
+
+impl<'a> Detach<'a> for Box<dyn RemoteSink + 'a> {
+    type Static = Box<dyn RemoteSink>;
+}
+
+/// Hands a part of a job (the batch's work, or where its reply goes) to a backend, which
+/// may keep it beyond `'a`. Every lifetime extension of the dispatcher goes through here.
+fn detach<'a, P: Detach<'a>>(part: P) -> P::Static {
+    debug_assert_eq!(size_of::<P>(), size_of::<P::Static>());
+    let part = std::mem::ManuallyDrop::new(part);
+    // SAFETY: `P::Static` is `P` with `'a` extended to `'static` (the impls above), so both
+    // have one layout and the value is moved, not copied (`part` is never dropped). The
+    // extension is sound because every part holds a clone of its call's channel sender
+    // (`Report`, the last field to drop): either `'a` is `'static` (a dispatcher made by
+    // `owned`), or the dispatcher was made by `scoped` and `waits`, and its `drop`, which
+    // runs before `'a` ends (it holds `PhantomData<&'a A>`), blocks until every sender is
+    // gone, so no part outlives what it borrows.
+    unsafe { std::mem::transmute_copy::<std::mem::ManuallyDrop<P>, P::Static>(&part) }
+}
+
 /// Fails a batch whose tasks could travel but one of them would not encode.
 fn unencodable<R>(report: Report<R>, first: usize, message: &str) {
     report.send(Message::Failed {
@@ -556,9 +578,7 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
                     );
                     // SAFETY: the batch completed, so its whole range is initialised, and
                     // no one else will read or drop it.
-                    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-                        std::ptr::drop_in_place(range)
-                    }));
+                    let _ = catch_panic(|| unsafe { std::ptr::drop_in_place(range) });
                 }
             }
         }

@@ -2,7 +2,6 @@
 //! `run_unordered` (completion order), with bounded buffering.
 
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::apply::{Apply, Remote};
@@ -10,7 +9,7 @@ use super::dispatch::Dispatcher;
 use super::plan::Plan;
 use super::progress::Reporter;
 use crate::error::Error;
-use crate::error::panic_message;
+use crate::error::catch_panic;
 
 /// The results of a call, one at a time, as workers produce them.
 pub(crate) struct Stream<It: Iterator, A: Remote<It::Item> + Send + Sync + 'static>
@@ -159,13 +158,10 @@ fn next_inline<It: Iterator, A: Apply<It::Item>>(
     };
     let i = *index;
     *index += 1;
-    let result = match catch_unwind(AssertUnwindSafe(|| apply.apply(item))) {
+    let result = match catch_panic(|| apply.apply(item)) {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(source)) => Err(Error::TaskFailed { index: i, source }),
-        Err(payload) => Err(Error::TaskPanicked {
-            index: i,
-            message: panic_message(&*payload),
-        }),
+        Err(message) => Err(Error::TaskPanicked { index: i, message }),
     };
     if let Some(r) = reporter {
         match &result {

@@ -3,19 +3,18 @@
 
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::apply::{Apply, RemoteDecoder};
-use crate::error::Error;
-use crate::error::panic_message;
+use super::apply::{Apply, RemoteDecoder, TaskError};
+use crate::error::{Error, catch_panic};
 use crate::job::RemoteSink;
 use crate::remote::{FailureKind, ResultCodec, failed};
 use crate::scope;
+use crate::sync::Recover;
 
 /// What a batch reports back. Every batch sends exactly one, unless the call was aborted.
 pub(super) enum Message<R> {
@@ -43,15 +42,15 @@ impl Clock {
     }
 
     pub(super) fn start_at(&self, index: usize, at: Instant) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((index, at));
+        *self.0.lock().recover() = Some((index, at));
     }
 
     pub(super) fn stop(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.0.lock().recover() = None;
     }
 
     pub(super) fn running(&self) -> Option<(usize, Instant)> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.0.lock().recover()
     }
 }
 
@@ -224,152 +223,208 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
             _apply,
         } = self;
         let started = Instant::now();
-        let len = items.len();
-        let mut results = Vec::with_capacity(len);
-        // Results already moved into `dest`.
-        let mut written = 0;
-        // Written straight to `dest` by the chunk running now (added to `written` after it).
-        let mut written_now = 0usize;
+        let mut out = Output {
+            results: Vec::with_capacity(items.len()),
+            // SAFETY: the dispatcher gives a batch a range with room for all its tasks, which
+            // nothing else touches until the batch reports.
+            slots: dest.map(|d| unsafe { OutputSlots::new(d) }),
+        };
         let outcome = {
             let _scope = scope::Installed::new(nested);
-            catch_unwind(AssertUnwindSafe(|| {
-                let mut items = items.into_iter();
-                let mut chunk = 1usize;
-                match &clock {
-                    // Without per-task clocks, tasks run in chunks between two looks at the
-                    // abort flag. Chunks grow while they are quick, so slow tasks are checked
-                    // one by one and cheap ones end in one tight loop over the rest.
-                    None => loop {
-                        if abort.load(Ordering::Relaxed) {
-                            return Ok(false);
-                        }
-                        let left = items.len();
-                        if left == 0 {
-                            return Ok(true);
-                        }
-                        let chunk_started = Instant::now();
-                        let failed = match (dest, chunk >= left) {
-                            (Some(d), true) => {
-                                let rest = std::mem::replace(&mut items, Vec::new().into_iter());
-                                // SAFETY: the batch's range has room for all its tasks, and
-                                // the first `written` of them are filled.
-                                unsafe {
-                                    apply.apply_into(rest, d.0.add(written), &mut written_now)
-                                }
-                            }
-                            (Some(d), false) => {
-                                let chunk = items.by_ref().take(chunk);
-                                // SAFETY: as above; the chunk is part of the batch's tasks.
-                                unsafe {
-                                    apply.apply_into(chunk, d.0.add(written), &mut written_now)
-                                }
-                            }
-                            (None, true) => {
-                                let rest = std::mem::replace(&mut items, Vec::new().into_iter());
-                                apply.apply_rest(rest, &mut results)
-                            }
-                            (None, false) => apply.apply_chunk(&mut items, chunk, &mut results),
-                        };
-                        written += std::mem::take(&mut written_now);
-                        let took = chunk_started.elapsed();
-                        if took < QUICK_CHUNK {
-                            chunk = chunk.saturating_mul(4);
-                        } else if took > SLOW_CHUNK {
-                            chunk = (chunk / 2).max(1);
-                        }
-                        if let Some(d) = dest {
-                            // SAFETY: `written + results.len()` stays within the batch's range
-                            // of the buffer; the moved values are forgotten by `set_len(0)`.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(
-                                    results.as_ptr(),
-                                    d.0.add(written),
-                                    results.len(),
-                                );
-                                written += results.len();
-                                results.set_len(0);
-                            }
-                        }
-                        if let Err(source) = failed {
-                            let index = first + written + results.len();
-                            return Err(Error::TaskFailed { index, source });
-                        }
-                    },
-                    Some(clock) => {
-                        for item in items {
-                            if abort.load(Ordering::Relaxed) {
-                                return Ok(false);
-                            }
-                            clock.start(first + results.len());
-                            match apply.apply(item) {
-                                Ok(r) => results.push(r),
-                                Err(source) => {
-                                    let index = first + results.len();
-                                    return Err(Error::TaskFailed { index, source });
-                                }
-                            }
-                        }
-                        Ok(true)
-                    }
-                }
-            }))
+            catch_panic(|| match &clock {
+                None => run_chunked(&*apply, items, &abort, &mut out),
+                Some(clock) => run_timed(&*apply, items, &abort, clock, first, &mut out),
+            })
         };
-        // A panic may have left values written straight to `dest` uncounted.
-        written += written_now;
-        // Every task before the one that panicked pushed or wrote its result.
-        let index = first + written + results.len();
-        if let Some(d) = dest {
-            match outcome {
-                Ok(Ok(true)) => {
-                    // The per-task path keeps its results until the end.
-                    // SAFETY: as above, within the batch's range.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            results.as_ptr(),
-                            d.0.add(written),
-                            results.len(),
-                        );
-                        results.set_len(0);
-                    }
-                }
-                _ => {
-                    // The call fails: nobody will read this range, so its values are dropped
-                    // here, where they were made.
-                    // SAFETY: the first `written` slots of the range were initialised above.
-                    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-                        std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(d.0, written));
-                    }));
-                }
-            }
-        }
         if let Some(c) = &clock {
             c.stop();
         }
+        // Every task before the one that failed kept its result.
+        let index = first + out.kept();
         let msg = match outcome {
             Ok(Ok(true)) => Some(Message::Done {
                 seq: report.seq,
-                results,
+                results: out.complete(),
                 elapsed: started.elapsed(),
             }),
+            // Aborted: nobody waits for a result.
             Ok(Ok(false)) => None,
-            Ok(Err(error)) => Some(Message::Failed { error }),
-            Err(payload) => {
-                let message = panic_message(&*payload);
-                drop(catch_unwind(AssertUnwindSafe(move || drop(payload))));
-                Some(Message::Failed {
-                    error: Error::TaskPanicked { index, message },
-                })
-            }
+            Ok(Err(source)) => Some(Message::Failed {
+                error: Error::TaskFailed { index, source },
+            }),
+            Err(message) => Some(Message::Failed {
+                error: Error::TaskPanicked { index, message },
+            }),
         };
+        // An unfinished batch's values are dropped here, where they were made, and before
+        // the report lets the call go on.
+        drop(out);
         drop(apply);
         match msg {
             Some(m) => report.send(m),
-            // Aborted: nobody waits for a result.
             None => {
                 let mut report = report;
                 report.tx = None;
             }
         }
+    }
+}
+
+/// Runs tasks in chunks between two looks at the abort flag. Chunks grow while they are
+/// quick, so slow tasks are checked one by one and cheap ones end in one tight loop over the
+/// rest. `Ok(false)`: the call was aborted.
+fn run_chunked<I, A: Apply<I>>(
+    apply: &A,
+    items: Vec<I>,
+    abort: &AtomicBool,
+    out: &mut Output<A::Out>,
+) -> Result<bool, TaskError> {
+    let mut items = items.into_iter();
+    let mut chunk = 1usize;
+    loop {
+        if abort.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let left = items.len();
+        if left == 0 {
+            return Ok(true);
+        }
+        let chunk_started = Instant::now();
+        let result = if chunk >= left {
+            out.run_rest(apply, std::mem::replace(&mut items, Vec::new().into_iter()))
+        } else {
+            out.run_chunk(apply, &mut items, chunk)
+        };
+        let took = chunk_started.elapsed();
+        if took < QUICK_CHUNK {
+            chunk = chunk.saturating_mul(4);
+        } else if took > SLOW_CHUNK {
+            chunk = (chunk / 2).max(1);
+        }
+        result?;
+    }
+}
+
+/// Runs tasks one by one, each timed by `clock` from its start (per-task timeouts).
+fn run_timed<I, A: Apply<I>>(
+    apply: &A,
+    items: Vec<I>,
+    abort: &AtomicBool,
+    clock: &Clock,
+    first: usize,
+    out: &mut Output<A::Out>,
+) -> Result<bool, TaskError> {
+    for item in items {
+        if abort.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        clock.start(first + out.kept());
+        let result = apply.apply(item)?;
+        out.results.push(result);
+    }
+    Ok(true)
+}
+
+/// Where a running batch keeps its results: a `Vec`, or, for a batch that writes in place,
+/// its range of the call's output buffer.
+struct Output<R> {
+    results: Vec<R>,
+    slots: Option<OutputSlots<R>>,
+}
+
+impl<R> Output<R> {
+    /// How many tasks have kept their results, in order.
+    fn kept(&self) -> usize {
+        self.slots.as_ref().map_or(0, |s| s.written) + self.results.len()
+    }
+
+    /// Runs every remaining item.
+    fn run_rest<I, A: Apply<I, Out = R>>(
+        &mut self,
+        apply: &A,
+        items: std::vec::IntoIter<I>,
+    ) -> Result<(), TaskError> {
+        match &mut self.slots {
+            Some(slots) => slots.run(apply, items),
+            None => apply.apply_rest(items, &mut self.results),
+        }
+    }
+
+    /// Runs the next `n` items.
+    fn run_chunk<I, A: Apply<I, Out = R>>(
+        &mut self,
+        apply: &A,
+        items: &mut std::vec::IntoIter<I>,
+        n: usize,
+    ) -> Result<(), TaskError> {
+        match &mut self.slots {
+            Some(slots) => slots.run(apply, items.by_ref().take(n)),
+            None => apply.apply_chunk(items, n, &mut self.results),
+        }
+    }
+
+    /// The batch completed: the results for its message (none for a batch written in
+    /// place, whose values now belong to the call).
+    fn complete(&mut self) -> Vec<R> {
+        if let Some(mut slots) = self.slots.take() {
+            slots.append(&mut self.results);
+            std::mem::forget(slots);
+        }
+        std::mem::take(&mut self.results)
+    }
+}
+
+/// A batch's range of the call's output buffer, and how much of it is filled. It owns the
+/// values written so far: dropped before [`Output::complete`] gives them to the call (a task
+/// failed or panicked, or the call was aborted), it drops them.
+struct OutputSlots<R> {
+    start: Dest<R>,
+    written: usize,
+}
+
+impl<R> OutputSlots<R> {
+    /// # Safety
+    ///
+    /// `start` has room for every task of the batch, and nothing else reads, writes or
+    /// drops that range while this value lives.
+    unsafe fn new(start: Dest<R>) -> Self {
+        OutputSlots { start, written: 0 }
+    }
+
+    /// Runs `items` (tasks of the batch), writing their results into the next free slots.
+    fn run<I, A: Apply<I, Out = R>>(
+        &mut self,
+        apply: &A,
+        items: impl Iterator<Item = I>,
+    ) -> Result<(), TaskError> {
+        // SAFETY: `new`'s contract gives room for every task of the batch; `apply_into`
+        // writes at `start + written` and counts each value, also when a task fails or
+        // panics, so `written` always covers exactly the initialised prefix.
+        unsafe { apply.apply_into(items, self.start.0, &mut self.written) }
+    }
+
+    /// Moves `results` (the batch's next results, in order) into the next free slots.
+    fn append(&mut self, results: &mut Vec<R>) {
+        // SAFETY: as in `run`: the slots after `written` are free and within the range; the
+        // moved values are forgotten by `set_len(0)`, so each has one owner.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                results.as_ptr(),
+                self.start.0.add(self.written),
+                results.len(),
+            );
+            self.written += results.len();
+            results.set_len(0);
+        }
+    }
+}
+
+impl<R> Drop for OutputSlots<R> {
+    fn drop(&mut self) {
+        let written = std::ptr::slice_from_raw_parts_mut(self.start.0, self.written);
+        // SAFETY: the first `written` slots hold values this batch made and nobody else
+        // will read or drop (`new`'s contract).
+        let _ = catch_panic(|| unsafe { std::ptr::drop_in_place(written) });
     }
 }
 
@@ -384,7 +439,7 @@ pub(super) fn run_forked<I, A: Apply<I>>(
 ) -> Vec<u8> {
     let _scope = scope::Installed::new(nested);
     let mut results = Vec::with_capacity(items.len());
-    let outcome = catch_unwind(AssertUnwindSafe(|| match on_start {
+    let outcome = catch_panic(|| match on_start {
         None => apply.apply_rest(items.into_iter(), &mut results),
         Some(hook) => {
             for (index, item) in items.into_iter().enumerate() {
@@ -393,14 +448,10 @@ pub(super) fn run_forked<I, A: Apply<I>>(
             }
             Ok(())
         }
-    }));
+    });
     match outcome {
         Ok(Ok(())) => codec.encode(results),
         Ok(Err(source)) => failed(results.len(), FailureKind::Failed, source.to_string()),
-        Err(payload) => failed(
-            results.len(),
-            FailureKind::Panicked,
-            panic_message(&*payload),
-        ),
+        Err(message) => failed(results.len(), FailureKind::Panicked, message),
     }
 }

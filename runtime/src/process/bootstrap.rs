@@ -17,6 +17,7 @@ use std::ffi::OsStr;
 use std::os::fd::RawFd;
 
 use super::worker::{self, not_from_pool};
+use crate::error::catch_panic;
 use crate::job::WorkerScope;
 
 /// `"<read fd>,<write fd>"`: the worker's ends of its two pipes.
@@ -58,8 +59,7 @@ pub(crate) fn become_worker_if_asked(worker_scope: WorkerScope) {
     let code = match parse_ends(&value) {
         Some(ends) if shm.is_none_or(|fd| fd != ends.0 && fd != ends.1) => {
             // A panic must not unwind out of a constructor; report it as Rust would.
-            std::panic::catch_unwind(|| worker::serve(ends, inner, shm, worker_scope))
-                .unwrap_or(101)
+            catch_panic(|| worker::serve(ends, inner, shm, worker_scope)).unwrap_or(101)
         }
         Some(_) => not_from_pool(),
         None => not_from_pool(),

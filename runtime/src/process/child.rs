@@ -93,6 +93,44 @@ pub(crate) struct WorkerProcess {
     pub(crate) shm: Option<super::shm::Region>,
 }
 
+/// What the worker's process does between `fork` and `exec`: keep exactly the descriptors
+/// in `keep` (negative ones are absent), die with its parent, start with no signal blocked,
+/// and give up if the parent `parent_pid` is already gone.
+fn in_child_before_exec(cmd: &mut Command, keep: [RawFd; 3], parent_pid: u32) {
+    // SAFETY: the closure runs in the forked child before `exec` and only makes
+    // async-signal-safe calls (`fcntl`, `close_range`, `prctl`, `sigemptyset`,
+    // `sigprocmask`, `getppid`) on integers and a stack `sigset_t`; it allocates
+    // nothing (`io::Error::from_raw_os_error` and `last_os_error` do not allocate).
+    unsafe {
+        cmd.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            close_others_on_exec(keep);
+            for fd in keep.into_iter().filter(|&fd| fd >= 0) {
+                inherit(fd)?;
+            }
+            #[cfg(target_os = "linux")]
+            {
+                // Set here, before `exec`, so no instant exists where the worker could
+                // outlive its parent unnoticed; the worker sets it again itself.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Whatever mask the spawning thread had (I/O threads block `SIGPIPE`), the
+            // worker starts with none.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if libc::getppid() as u32 != parent_pid {
+                // The parent died since `fork`: no worker wanted. (`ESRCH`, since a
+                // custom error would allocate.)
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 impl WorkerProcess {
     /// Starts a worker and waits for its `Ready`.
     ///
@@ -125,40 +163,7 @@ impl WorkerProcess {
                 cmd.env(var, launch.inner_threads.to_string());
             }
         }
-        // SAFETY: the closure runs in the forked child before `exec` and only makes
-        // async-signal-safe calls (`fcntl`, `close_range`, `prctl`, `sigemptyset`,
-        // `sigprocmask`, `getppid`) on integers and a stack `sigset_t`; it allocates
-        // nothing (`io::Error::from_raw_os_error` and `last_os_error` do not allocate).
-        unsafe {
-            cmd.pre_exec(move || {
-                #[cfg(target_os = "linux")]
-                close_others_on_exec([child_in_fd, child_out_fd, shm_fd]);
-                inherit(child_in_fd)?;
-                inherit(child_out_fd)?;
-                if shm_fd >= 0 {
-                    inherit(shm_fd)?;
-                }
-                #[cfg(target_os = "linux")]
-                {
-                    // Set here, before `exec`, so no instant exists where the worker could
-                    // outlive its parent unnoticed; the worker sets it again itself.
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                // Whatever mask the spawning thread had (I/O threads block `SIGPIPE`), the
-                // worker starts with none.
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-                if libc::getppid() as u32 != parent_pid {
-                    // The parent died since `fork`: no worker wanted. (`ESRCH`, since a
-                    // custom error would allocate.)
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        in_child_before_exec(&mut cmd, [child_in_fd, child_out_fd, shm_fd], parent_pid);
         let child = cmd
             .spawn()
             .map_err(|e| spawn_error(format!("cannot start a worker process: {e}")))?;

@@ -15,13 +15,13 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use crate::error::{Error, catch_panic};
 use crate::job::ForkWork;
+use crate::sync::Recover;
 
 /// Set in a forked child, right after the fork. Statics are copied by `fork`, and the
 /// parent never sets it, so in the parent it is always `false`.
@@ -66,7 +66,7 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
     // other child forked meanwhile (by another thread of this backend) inherits that end:
     // it would keep the pipe open after this child exits. (Close-on-exec does not help: a
     // forked child does not exec.)
-    let forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let forking = FORKING.lock().recover();
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -121,7 +121,7 @@ fn child_main(work: ForkWork, pipe: OwnedFd, parent: libc::pid_t, report_starts:
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = parent;
     let hook = report_starts.then_some(report_start as fn(usize));
-    let outcome = catch_unwind(AssertUnwindSafe(|| work.run(hook)));
+    let outcome = catch_panic(|| work.run(hook));
     let code = match outcome {
         Ok(bytes) => {
             let mut frame = Vec::with_capacity(9);
@@ -217,14 +217,11 @@ impl Child {
         before_reap: impl FnOnce(),
     ) -> Result<Vec<u8>, Error> {
         let fd = self.pipe.as_raw_fd();
-        let mut buf: Vec<u8> = Vec::new();
-        let mut pos = 0;
-        let mut reply: Option<Vec<u8>> = None;
-        let mut broken: Option<String> = None;
+        let mut reader = Reader::default();
         // Set once the child has ended: what it wrote is in the pipe, so the reader only
         // drains what is there, without waiting.
         let mut ended = false;
-        'read: loop {
+        let broken = loop {
             let mut pfd = libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -241,13 +238,12 @@ impl Child {
                 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                broken = Some(format!("poll: {}", io::Error::last_os_error()));
-                break;
+                break Some(format!("poll: {}", io::Error::last_os_error()));
             }
             if ready == 0 {
                 if ended {
                     // Drained: everything the child wrote has been read.
-                    break;
+                    break None;
                 }
                 // Still running, or gone while a copy of the pipe lives elsewhere (a
                 // process the task started). It may have written its outcome and exited
@@ -255,75 +251,22 @@ impl Child {
                 ended = self.exited();
                 continue;
             }
-            // Read straight into the buffer's spare room, reserved from the outcome's
-            // announced length: no intermediate chunk buffer, and no regrowth.
-            let want = match (reply.is_none(), expected_len(&buf[pos..])) {
-                (true, Some(len)) => len.saturating_sub(buf.len() - pos).max(4096),
-                _ => 64 * 1024,
-            };
-            if buf.try_reserve(want).is_err() {
-                broken = Some(format!("a child announced an outcome of {want} bytes"));
-                break;
+            match reader.read(fd, &mut on_start) {
+                Ok(Read::More) => {}
+                Ok(Read::Interrupted) => continue,
+                // End of file, or the outcome, which is the child's last word: it is
+                // exiting now. Reaping it below does not wait for end of file, which a copy
+                // of the pipe held elsewhere could delay.
+                Ok(Read::Done) => break None,
+                Err(message) => break Some(message),
             }
-            let spare = buf.capacity() - buf.len();
-            // SAFETY: the spare capacity is writable memory of `spare` bytes; `read` writes at
-            // most that, and the length grows only by what it wrote.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), spare) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                broken = Some(format!("read: {e}"));
-                break;
-            }
-            if n == 0 {
-                break;
-            }
-            // SAFETY: `read` initialised `n` more bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            // Take every complete frame.
-            loop {
-                let rest = &buf[pos..];
-                match rest.first() {
-                    None => break,
-                    Some(&STARTED) if rest.len() >= 5 => {
-                        let mut task = [0u8; 4];
-                        task.copy_from_slice(&rest[1..5]);
-                        on_start(u32::from_le_bytes(task) as usize, Instant::now());
-                        pos += 5;
-                    }
-                    Some(&REPLY) if reply.is_none() => match expected_len(rest) {
-                        Some(len) if rest.len() >= 9 + len => {
-                            reply = Some(rest[9..9 + len].to_vec());
-                            pos += 9 + len;
-                        }
-                        _ => break,
-                    },
-                    Some(&STARTED) => break,
-                    Some(&other) => {
-                        broken = Some(format!("unexpected frame tag {other} from a child"));
-                        break 'read;
-                    }
-                }
-            }
-            if pos == buf.len() {
-                buf.clear();
-                pos = 0;
-            }
-            if reply.is_some() {
-                // The outcome is the child's last word: it is exiting now. Reaping it below
-                // does not wait for end of file, which a copy of the pipe held elsewhere
-                // could delay.
-                break;
-            }
-        }
+        };
         if broken.is_some() {
             self.kill();
         }
         before_reap();
         let status = self.reap();
-        match (reply, broken) {
+        match (reader.reply, broken) {
             (_, Some(message)) => Err(Error::Transport {
                 index: None,
                 message,
@@ -370,6 +313,96 @@ impl Child {
             if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                 // Not our child any more (reaped elsewhere): no status to give.
                 return 0;
+            }
+        }
+    }
+}
+
+/// What a forked child wrote back, as it arrives: task starts, then its outcome.
+#[derive(Default)]
+struct Reader {
+    buf: Vec<u8>,
+    /// Where the first frame not yet taken starts.
+    pos: usize,
+    reply: Option<Vec<u8>>,
+}
+
+/// What one [`Reader::read`] found.
+enum Read {
+    /// Frames may follow.
+    More,
+    /// A signal interrupted the read; nothing was read.
+    Interrupted,
+    /// The outcome arrived, or the pipe ended.
+    Done,
+}
+
+impl Reader {
+    /// Reads what the pipe holds and takes every complete frame, reporting task starts to
+    /// `on_start`. `Err` says why the pipe is unusable.
+    fn read(
+        &mut self,
+        fd: RawFd,
+        on_start: &mut impl FnMut(usize, Instant),
+    ) -> Result<Read, String> {
+        // Read straight into the buffer's spare room, reserved from the outcome's
+        // announced length: no intermediate chunk buffer, and no regrowth.
+        let want = match (self.reply.is_none(), expected_len(&self.buf[self.pos..])) {
+            (true, Some(len)) => len.saturating_sub(self.buf.len() - self.pos).max(4096),
+            _ => 64 * 1024,
+        };
+        if self.buf.try_reserve(want).is_err() {
+            return Err(format!("a child announced an outcome of {want} bytes"));
+        }
+        let spare = self.buf.capacity() - self.buf.len();
+        // SAFETY: the spare capacity is writable memory of `spare` bytes; `read` writes at
+        // most that, and the length grows only by what it wrote.
+        let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().add(self.buf.len()).cast(), spare) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(Read::Interrupted);
+            }
+            return Err(format!("read: {e}"));
+        }
+        if n == 0 {
+            return Ok(Read::Done);
+        }
+        // SAFETY: `read` initialised `n` more bytes.
+        unsafe { self.buf.set_len(self.buf.len() + n as usize) };
+        self.take_frames(on_start)?;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        Ok(if self.reply.is_some() {
+            Read::Done
+        } else {
+            Read::More
+        })
+    }
+
+    /// Takes every complete frame in the buffer.
+    fn take_frames(&mut self, on_start: &mut impl FnMut(usize, Instant)) -> Result<(), String> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            match rest.first() {
+                None => return Ok(()),
+                Some(&STARTED) if rest.len() >= 5 => {
+                    let mut task = [0u8; 4];
+                    task.copy_from_slice(&rest[1..5]);
+                    on_start(u32::from_le_bytes(task) as usize, Instant::now());
+                    self.pos += 5;
+                }
+                Some(&REPLY) if self.reply.is_none() => match expected_len(rest) {
+                    Some(len) if rest.len() >= 9 + len => {
+                        self.reply = Some(rest[9..9 + len].to_vec());
+                        self.pos += 9 + len;
+                    }
+                    _ => return Ok(()),
+                },
+                Some(&STARTED) => return Ok(()),
+                Some(&other) => return Err(format!("unexpected frame tag {other} from a child")),
             }
         }
     }

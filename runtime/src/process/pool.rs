@@ -19,6 +19,7 @@ use super::child::{Launch, WorkerProcess, describe};
 use super::wire::{FromWorker, ToWorker, WireError};
 use crate::error::Error;
 use crate::remote::RemoteBatch;
+use crate::sync::Recover;
 
 /// How a pool is sized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +203,7 @@ impl WorkerPool {
             ));
         }
         static GLOBAL: Mutex<Option<Arc<WorkerPool>>> = Mutex::new(None);
-        let mut global = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut global = GLOBAL.lock().recover();
         if let Some(pool) = &*global
             && pool.shared.launch.inner_threads == config.inner_threads.max(1)
         {
@@ -353,7 +354,7 @@ impl Drop for WorkerPool {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().recover()
     }
 
     /// What I/O thread `slot`, idle since `idle_since`, does next. With `tick`, it is
@@ -377,10 +378,7 @@ impl Shared {
             let remaining = st.idle_timeout - waited;
             let wait = tick.map_or(remaining, |t| t.min(remaining));
             st.idle += 1;
-            let (guard, timeout) = self
-                .wake
-                .wait_timeout(st, wait)
-                .unwrap_or_else(|e| e.into_inner());
+            let (guard, timeout) = self.wake.wait_timeout(st, wait).recover();
             st = guard;
             st.idle -= 1;
             if timeout.timed_out() && wait < remaining && st.queue.is_empty() {

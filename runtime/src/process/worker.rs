@@ -41,30 +41,10 @@ pub(crate) fn serve(
     shm_fd: Option<RawFd>,
     worker_scope: WorkerScope,
 ) -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: `prctl` with integer arguments only changes this process's death signal.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    }
-    if !is_pipe(read_fd, libc::O_RDONLY) || !is_pipe(write_fd, libc::O_WRONLY) {
-        return not_from_pool();
-    }
-    // SAFETY: both descriptors are open pipe ends (checked above) that this process
-    // inherited and nothing else in it owns: only this function reads `PARJOB_WORKER`,
-    // once, before `main`.
-    let (input, output) = unsafe {
-        (
-            OwnedFd::from_raw_fd(read_fd),
-            OwnedFd::from_raw_fd(write_fd),
-        )
+    let (input, output) = match connect(read_fd, write_fd) {
+        Ok(ends) => ends,
+        Err(code) => return code,
     };
-    // Processes the tasks start must not inherit them (it would hide end-of-file).
-    set_cloexec(read_fd);
-    set_cloexec(write_fd);
-    // As in `main`: writes to a closed pipe fail with `EPIPE` instead of killing us.
-    // SAFETY: `signal` with a standard disposition.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-
     let mut region = shared_region(shm_fd);
     keep_freed_memory();
     let mut input = PipeIn::new(input);
@@ -130,6 +110,35 @@ pub(crate) fn serve(
             Err(e) => return protocol_error(e),
         }
     }
+}
+
+/// Takes the two inherited pipe ends as this process's channel to its parent, dying with the
+/// parent where the system allows; the exit code if they are not pipe ends.
+fn connect(read_fd: RawFd, write_fd: RawFd) -> Result<(OwnedFd, OwnedFd), i32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `prctl` with integer arguments only changes this process's death signal.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
+    if !is_pipe(read_fd, libc::O_RDONLY) || !is_pipe(write_fd, libc::O_WRONLY) {
+        return Err(not_from_pool());
+    }
+    // SAFETY: both descriptors are open pipe ends (checked above) that this process
+    // inherited and nothing else in it owns: only this function reads `PARJOB_WORKER`,
+    // once, before `main`.
+    let (input, output) = unsafe {
+        (
+            OwnedFd::from_raw_fd(read_fd),
+            OwnedFd::from_raw_fd(write_fd),
+        )
+    };
+    // Processes the tasks start must not inherit them (it would hide end-of-file).
+    set_cloexec(read_fd);
+    set_cloexec(write_fd);
+    // As in `main`: writes to a closed pipe fail with `EPIPE` instead of killing us.
+    // SAFETY: `signal` with a standard disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    Ok((input, output))
 }
 
 /// An idle worker returns the memory its batches freed after this long without work.

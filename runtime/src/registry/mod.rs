@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::backend::{Backend, BackendSpec, ParamValue, Sequential, Threading};
 use crate::error::Error;
+use crate::sync::Recover;
 
 type Factory = Arc<dyn Fn() -> Box<dyn Backend> + Send + Sync>;
 
@@ -79,7 +80,7 @@ where
     if name.trim().is_empty() {
         return Err(Error::config("a backend name cannot be empty"));
     }
-    let mut reg = registry().write().unwrap_or_else(|e| e.into_inner());
+    let mut reg = registry().write().recover();
     reg.factories.insert(
         name.clone(),
         Arc::new(move || Box::new(factory()) as Box<dyn Backend>),
@@ -111,7 +112,7 @@ pub fn registered(name: impl AsRef<str>) -> BackendSpec {
 
 /// The names registered now, sorted.
 pub(crate) fn known_names() -> Vec<String> {
-    let reg = registry().read().unwrap_or_else(|e| e.into_inner());
+    let reg = registry().read().recover();
     reg.factories.keys().cloned().collect()
 }
 
@@ -120,11 +121,7 @@ pub(crate) fn default_name() -> String {
     if let Some(name) = env_backend() {
         return name;
     }
-    registry()
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .default
-        .clone()
+    registry().read().recover().default.clone()
 }
 
 /// `PARJOB_BACKEND`, read once per process.
@@ -141,11 +138,7 @@ fn env_backend() -> Option<String> {
 }
 
 pub(crate) fn is_registered(name: &str) -> bool {
-    registry()
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .factories
-        .contains_key(name)
+    registry().read().recover().factories.contains_key(name)
 }
 
 /// A backend instance for `spec`, with `params` applied: a name is looked up now.
@@ -168,12 +161,7 @@ pub(crate) fn instantiate(
     name: &str,
     params: &[(String, ParamValue)],
 ) -> Result<Arc<dyn Backend>, Error> {
-    let factory = registry()
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .factories
-        .get(name)
-        .cloned();
+    let factory = registry().read().recover().factories.get(name).cloned();
     let Some(factory) = factory else {
         return Err(Error::UnknownBackend {
             name: name.to_owned(),

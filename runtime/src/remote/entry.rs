@@ -1,12 +1,10 @@
 //! Entry functions: what a worker process calls to run one batch.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::format;
-use crate::error::panic_message;
+use crate::error::catch_panic;
 
 /// The signature every entry function has: the callee's address (0 for a zero-sized
 /// closure) and the encoded inputs in, the encoded [`BatchOutcome`] out.
@@ -73,9 +71,9 @@ where
         if let Some(hook) = on_start {
             hook(index);
         }
-        match catch_unwind(AssertUnwindSafe(|| call(item))) {
+        match catch_panic(|| call(item)) {
             Ok(r) => results.push(r),
-            Err(payload) => return failed(index, FailureKind::Panicked, panic_message(&*payload)),
+            Err(message) => return failed(index, FailureKind::Panicked, message),
         }
     }
     encode_done(results)
