@@ -85,6 +85,26 @@ impl Job {
 }
 
 /// A batch for a thread of this process (see [`Job::Local`]).
+///
+/// ```
+/// use parjob::{Backend, Job, Parallel, PoolRequest};
+///
+/// struct Inline;
+///
+/// impl Backend for Inline {
+///     fn name(&self) -> &str { "inline" }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         match job {
+///             // What a thread backend receives: run it on a thread of yours.
+///             Job::Local(local) => local.run(),
+///             other => other.run(),
+///         }
+///     }
+/// }
+///
+/// assert_eq!(Parallel::new().backend(Inline).n_jobs(2).map(1..4, |x| x * 10)?, [10, 20, 30]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 pub struct LocalJob {
     work: Box<dyn FnOnce() + Send + 'static>,
 }
@@ -114,6 +134,42 @@ impl fmt::Debug for LocalJob {
 /// ([`wants_task_starts`](RemoteJob::wants_task_starts)), the backend reports each task's
 /// start with [`task_started`](RemoteJob::task_started). Dropping a job unfinished reports
 /// it as lost.
+///
+/// # Examples
+///
+/// A process backend in miniature: each batch crosses a byte boundary, as it would cross a
+/// pipe, and runs on a thread that stands in for the worker process.
+///
+/// ```
+/// use parjob::backend::Workers;
+/// use parjob::remote::RemoteBatch;
+/// use parjob::{Backend, Delayed, Job, Parallel, PoolRequest};
+///
+/// struct Loopback;
+///
+/// impl Backend for Loopback {
+///     fn name(&self) -> &str { "loopback" }
+///     fn workers(&self) -> Workers { Workers::Processes }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         let Job::Remote(job) = job else { return job.run() };
+///         let bytes = postcard::to_allocvec(job.batch()).expect("a batch encodes");
+///         std::thread::spawn(move || {
+///             // In the worker process:
+///             let batch: RemoteBatch = postcard::from_bytes(&bytes).expect("a batch decodes");
+///             // SAFETY: the batch was made by this very binary.
+///             let outcome = unsafe { batch.execute() };
+///             // Back in the caller:
+///             job.finish(Ok(outcome));
+///         });
+///     }
+/// }
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let tasks = (1..=3).map(|x| Delayed::remote(square, x));
+/// assert_eq!(Parallel::new().backend(Loopback).n_jobs(2).run(tasks)?, [1, 4, 9]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 pub struct RemoteJob {
     batch: RemoteBatch,
     reply: RemoteReply,
@@ -121,7 +177,33 @@ pub struct RemoteJob {
 }
 
 /// The receiving end of a [`RemoteJob`] or [`ForkJob`]: where the worker's events about the
-/// batch go.
+/// batch go. A backend that sends the batch away keeps the reply (from
+/// [`RemoteJob::into_parts`]) to hand the outcome back when it arrives.
+///
+/// ```
+/// use parjob::backend::Workers;
+/// use parjob::{Backend, Delayed, Job, Parallel, PoolRequest};
+///
+/// struct Split;
+///
+/// impl Backend for Split {
+///     fn name(&self) -> &str { "split" }
+///     fn workers(&self) -> Workers { Workers::Processes }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         let Job::Remote(job) = job else { return job.run() };
+///         let (batch, reply) = job.into_parts();
+///         assert!(!reply.is_abandoned());
+///         // SAFETY: the batch was made by this very binary.
+///         reply.finish(Ok(unsafe { batch.execute() }));
+///     }
+/// }
+///
+/// fn neg(x: i32) -> i32 { -x }
+///
+/// let out = Parallel::new().backend(Split).n_jobs(2).run((0..3).map(|x| Delayed::remote(neg, x)))?;
+/// assert_eq!(out, [0, -1, -2]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 pub struct RemoteReply {
     wants_starts: bool,
     sink: Box<dyn RemoteSink>,
@@ -250,12 +332,41 @@ impl fmt::Debug for RemoteJob {
 /// it returns back to the parent, and hands them to [`RemoteReply::finish`]. The child sees
 /// the caller's memory as it was at the fork, so the batch's tasks may capture anything;
 /// only their results are encoded.
+///
+/// # Examples
+///
+/// A stand-in for a forking backend, which runs the child's part on a thread instead of in
+/// a forked child (the `multiprocessing` backend forks for real):
+///
+/// ```
+/// use parjob::backend::Workers;
+/// use parjob::{Backend, Job, Parallel, PoolRequest};
+///
+/// struct NoFork;
+///
+/// impl Backend for NoFork {
+///     fn name(&self) -> &str { "no-fork" }
+///     fn workers(&self) -> Workers { Workers::Forks }
+///     fn spawn(&self, _request: PoolRequest, job: Job) {
+///         let Job::Forked(job) = job else { return job.run() };
+///         let (work, reply) = job.into_parts();
+///         // In a real child: run the work, write the bytes to the parent, exit.
+///         let outcome = work.run(None);
+///         reply.finish(Ok(outcome));
+///     }
+/// }
+///
+/// let offset = 100; // a capture: forked children see it without serde
+/// let out = Parallel::new().backend(NoFork).n_jobs(2).map(0..3u64, |x| x + offset)?;
+/// assert_eq!(out, [100, 101, 102]);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 pub struct ForkJob {
     work: ForkWork,
     reply: RemoteReply,
 }
 
-/// The part of a [`ForkJob`] that runs in the child.
+/// The part of a [`ForkJob`] that runs in the child (see the example there).
 pub struct ForkWork(ForkFn);
 
 /// A batch's work in a child: given the task-start hook, returns the encoded outcome.

@@ -71,19 +71,9 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// The modules, bottom layer first: each uses only those listed above it
-// (`python3 ../shared/tools/layers.py runtime/src --files` checks it).
-//
-// error, cpu, n_jobs,  leaves: the error type, the cpu count, joblib's `n_jobs` rules,
-// sync                 and locks that outlive a panic
-// remote               the task encoding: what crosses to another process, and back
-// job                  the jobs a backend is handed, and the scope hook for workers
-// process, cluster     the engines: worker processes and forks; MPI ranks (feature `mpi`)
-// backend              the `Backend` trait and the built-in backends, on the engines
-// registry             backend names: the built-in ones, registered ones, the default
-// scope                the thread-local backend stack, and the scope around worker batches
-// parallel             `Parallel`: settling a call, dispatching batches, collecting results
-// host, mpi, private   what runs before `main`; the MPI entry points; the macros' support
+// The modules, bottom layer first: each uses only those above it. README.md ("Inside the
+// runtime") says what each layer holds; `python3 ../shared/tools/layers.py runtime/src
+// --files` checks the order.
 mod cpu;
 mod error;
 mod n_jobs;

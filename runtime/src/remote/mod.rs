@@ -41,6 +41,14 @@ pub(crate) use probe::{ErasedDecode, Outcome};
 pub(crate) use probe::{RemoteForm, RemoteMap, ResultCodec};
 
 /// Identity of a function of this binary, valid in every process running the same binary.
+///
+/// ```
+/// use parjob::remote::EntryId;
+///
+/// // Every process running this build computes the same fingerprint; a batch from another
+/// // build is refused by `RemoteBatch::execute`.
+/// assert_eq!(EntryId::fingerprint(), EntryId::fingerprint());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EntryId(i64);
 
@@ -88,6 +96,18 @@ impl EntryId {
 }
 
 /// How a remote batch names the function its tasks run.
+///
+/// `delayed!(f(..))` and comprehensions of the macros name a closure type that captures
+/// nothing ([`ZeroSized`](Callee::ZeroSized)); [`Delayed::remote`](crate::Delayed::remote)
+/// names a `fn` pointer ([`Pointer`](Callee::Pointer)). See [`RemoteJob`](crate::RemoteJob)
+/// for a backend that moves batches.
+///
+/// ```
+/// use parjob::remote::Callee;
+///
+/// let callee = Callee::ZeroSized;
+/// assert!(matches!(callee, Callee::ZeroSized | Callee::Pointer(_)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Callee {
     /// A zero-sized closure type that the entry function makes itself.
@@ -96,7 +116,19 @@ pub enum Callee {
     Pointer(EntryId),
 }
 
-/// A batch ready to cross into a worker process: what to call and the encoded inputs.
+/// A batch ready to cross into a worker process: what to call and the encoded inputs. It
+/// implements serde's traits, so a backend can move it in any format; the worker runs it
+/// with [`execute`](RemoteBatch::execute). [`RemoteJob`](crate::RemoteJob) shows a whole
+/// backend.
+///
+/// ```
+/// use parjob::remote::{EntryId, RemoteBatch};
+///
+/// fn made_here(batch: &RemoteBatch) -> bool {
+///     batch.binary == EntryId::fingerprint()
+/// }
+/// # let _ = made_here;
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteBatch {
     /// The monomorphised entry function that decodes, runs and encodes.

@@ -12,6 +12,22 @@ use super::{Callee, EntryId, RemoteBatch};
 
 /// A value that can be sent to a worker process and back: serde's `Serialize` and
 /// `DeserializeOwned`, named for the error message when a type lacks them.
+///
+/// Implemented for every such type; name it in bounds of code that builds tasks for worker
+/// processes.
+///
+/// ```
+/// use parjob::remote::Transferable;
+/// use parjob::{Delayed, Parallel};
+///
+/// fn on_workers<A: Transferable, R: Transferable>(f: fn(A) -> R, args: Vec<A>) -> Vec<R> {
+///     Parallel::new().run(args.into_iter().map(|a| Delayed::remote(f, a))).unwrap()
+/// }
+///
+/// fn len(s: String) -> usize { s.len() }
+///
+/// assert_eq!(on_workers(len, vec!["ab".into(), "c".into()]), [2, 1]);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent to a worker process",
     label = "`{Self}` does not implement serde's `Serialize` and `DeserializeOwned`",

@@ -63,6 +63,18 @@ pub fn parallel_config() -> BackendScope {
 
 /// The settings of a scope, before it is entered. Made by [`parallel_backend`](fn@crate::parallel_backend) or
 /// [`parallel_config`].
+///
+/// ```
+/// use parjob::{get_active_backend, parallel_backend};
+///
+/// let scope = parallel_backend("threading").n_jobs(2).verbose(0);
+/// let (name, n_jobs) = scope.run(|| {
+///     let active = get_active_backend();
+///     (active.name().to_owned(), active.n_jobs())
+/// })?;
+/// assert_eq!((name.as_str(), n_jobs), ("threading", Some(2)));
+/// # Ok::<(), parjob::Error>(())
+/// ```
 #[must_use = "a scope does nothing until `.enter()` or `.run(..)`"]
 #[derive(Clone)]
 pub struct BackendScope {
