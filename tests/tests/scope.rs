@@ -189,3 +189,36 @@ fn bad_scope_settings_are_errors_on_enter() {
     assert!(matches!(unknown_param, Err(Error::InvalidConfig { .. })));
     assert_eq!(active(), root());
 }
+
+#[test]
+fn a_backend_dropped_with_its_scope_may_use_parjob_in_its_drop() {
+    use parjob::{Backend, Job, PoolRequest};
+    use std::sync::{Arc, Mutex};
+
+    // The last handle on this backend is the scope's: it is dropped when the guard removes
+    // the scope, and its `Drop` reads the backend stack.
+    struct LooksAround(Arc<Mutex<Option<String>>>);
+    impl Backend for LooksAround {
+        fn name(&self) -> &str {
+            "looks-around"
+        }
+        fn spawn(&self, _request: PoolRequest, job: Job) {
+            job.run();
+        }
+    }
+    impl Drop for LooksAround {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some(get_active_backend().name().to_owned());
+        }
+    }
+
+    let seen = Arc::new(Mutex::new(None));
+    let outer = parallel_backend("sequential").enter().unwrap();
+    let guard = parallel_backend(LooksAround(Arc::clone(&seen)))
+        .enter()
+        .unwrap();
+    assert_eq!(get_active_backend().name(), "looks-around");
+    drop(guard);
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("sequential"));
+    drop(outer);
+}

@@ -83,7 +83,7 @@ fn the_table_says_what_the_runtime_backends_are() {
 }
 
 #[test]
-fn the_table_lists_exactly_the_parameters_the_runtime_takes() {
+fn every_parameter_in_the_table_is_taken_by_the_runtime() {
     let registered = registered_names();
     for backend in BUILTINS
         .iter()
