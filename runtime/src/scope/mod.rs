@@ -288,7 +288,5 @@ pub fn get_active_backend() -> ActiveBackend {
 /// # Ok::<(), Error>(())
 /// ```
 pub fn effective_n_jobs(n_jobs: i32) -> Result<usize, Error> {
-    n_jobs::check(n_jobs)?;
-    let backend = current().backend()?;
-    n_jobs::workers(n_jobs, |k| backend.effective_n_jobs(k))
+    n_jobs::workers(n_jobs, |k| current().backend()?.effective_n_jobs(k))
 }
