@@ -88,6 +88,11 @@ impl From<String> for PreDispatch {
 }
 
 impl PreDispatch {
+    /// The bound of the default, `2*n_jobs`, without parsing it.
+    pub(crate) fn default_limit(n_jobs: usize) -> usize {
+        n_jobs.saturating_mul(2).max(1)
+    }
+
     /// The bound for a call with `n_jobs` workers.
     pub(crate) fn limit(&self, n_jobs: usize) -> Result<usize, Error> {
         let n = match self {
@@ -292,6 +297,12 @@ mod tests {
     #[test]
     fn pre_dispatch_expressions() {
         assert_eq!(PreDispatch::default().limit(2).unwrap(), 4);
+        for n in [1, 2, 3, 64] {
+            assert_eq!(
+                PreDispatch::default_limit(n),
+                PreDispatch::default().limit(n).unwrap()
+            );
+        }
         assert_eq!(PreDispatch::from("3*n_jobs").limit(4).unwrap(), 12);
         assert_eq!(PreDispatch::from("n_jobs / 2 + 1").limit(5).unwrap(), 3);
         assert_eq!(PreDispatch::from("(n_jobs+1)*-(-2)").limit(3).unwrap(), 8);

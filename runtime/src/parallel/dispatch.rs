@@ -66,7 +66,6 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     exact_len: Option<usize>,
     apply: H,
     plan: Plan,
-    pre_dispatch: usize,
     sizer: super::batch::BatchSizer,
     pub(crate) reporter: Option<Reporter>,
     tx: Option<Sender<Message<A::Out>>>,
@@ -121,7 +120,6 @@ where
     H: Deref<Target = A> + Clone + Send + 'a,
 {
     fn new(input: It, apply: H, mut plan: Plan, waits: bool) -> Result<Self, Error> {
-        let pre_dispatch = plan.pre_dispatch.limit(plan.workers)?;
         let sizer = super::batch::BatchSizer::new(plan.batch, plan.backend.ideal_batch_duration())?;
         let (lo, hi) = input.size_hint();
         let exact_len = (Some(lo) == hi).then_some(lo);
@@ -142,7 +140,6 @@ where
             exact_len,
             apply,
             plan,
-            pre_dispatch,
             sizer,
             reporter,
             tx: Some(tx),
@@ -186,7 +183,7 @@ where
     /// Dispatches batches while fewer than `pre_dispatch` are outstanding; `held` counts
     /// completed batches the consumer has not taken yet (streams), which also count.
     pub(crate) fn fill(&mut self, held: usize) {
-        while !self.input_done && self.in_flight.len() + held < self.pre_dispatch {
+        while !self.input_done && self.in_flight.len() + held < self.plan.pre_dispatch {
             let remaining = self.exact_len.map(|n| n.saturating_sub(self.pulled));
             let mut size = self.sizer.next_size(remaining, self.plan.workers);
             if let (Some(_), Some(r)) = (self.dest, remaining) {

@@ -25,7 +25,8 @@ pub(crate) struct Plan {
     /// The scope installed around each batch on a worker.
     pub(crate) nested: Arc<Frame>,
     pub(crate) batch: BatchSize,
-    pub(crate) pre_dispatch: PreDispatch,
+    /// The most batches in flight at once (`pre_dispatch` evaluated for `workers`).
+    pub(crate) pre_dispatch: usize,
     pub(crate) timeout: Option<Duration>,
     pub(crate) verbose: u32,
     pub(crate) on_progress: Option<ProgressFn>,
@@ -55,8 +56,10 @@ impl Plan {
         let workers = n_jobs::workers(n_jobs, |k| backend.effective_n_jobs(k))?;
         // Checked here so that a bad value fails every call, not only calls with workers.
         BatchSizer::new(p.batch_size, Duration::ZERO)?;
-        let pre_dispatch = p.pre_dispatch.clone().unwrap_or_default();
-        pre_dispatch.limit(workers)?;
+        let pre_dispatch = match &p.pre_dispatch {
+            Some(bound) => bound.limit(workers)?,
+            None => PreDispatch::default_limit(workers),
+        };
 
         let inner = call.inner_max_num_threads;
         let nested = if n_jobs::runs_inline(workers) {
