@@ -114,6 +114,7 @@ pub use error::Error;
 pub use job::{ForkJob, ForkWork, Job, LocalJob, PoolRequest, RemoteJob, RemoteReply};
 pub use parallel::{BatchSize, Delayed, Parallel, PreDispatch, Progress, Task};
 pub use registry::{register_parallel_backend, registered};
+pub use remote::Shared;
 pub use scope::{
     ActiveBackend, BackendGuard, BackendScope, Prefer, Require, effective_n_jobs,
     get_active_backend, parallel_backend, parallel_config,

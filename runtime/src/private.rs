@@ -23,6 +23,12 @@ pub fn mpi_main(scope: BackendScope) -> crate::mpi::MainGuard {
     crate::mpi::main_entry(scope)
 }
 
+/// How many `Shared` values this process keeps for its parent now, and how many its parent
+/// sent it in all: what tests ask a worker.
+pub fn kept_shared() -> (usize, u64) {
+    crate::remote::attach::kept()
+}
+
 /// A backend name the macro already checked against the built-in ones.
 pub fn builtin(name: &'static str) -> BackendSpec {
     crate::registry::registered(name)

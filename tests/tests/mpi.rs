@@ -148,6 +148,18 @@ fn nested_sum(x: u64) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The rank, the value's sum, and how many `Shared` values the rank keeps and was sent.
+fn shared_sum(data: parjob::Shared<Vec<u64>>, _task: u32) -> (usize, u64, usize, u64) {
+    std::thread::sleep(Duration::from_millis(2));
+    let (kept, received) = parjob::__private::kept_shared();
+    (
+        parjob::mpi::rank().unwrap_or(usize::MAX),
+        data.iter().sum(),
+        kept,
+        received,
+    )
+}
+
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
@@ -229,6 +241,42 @@ fn checks() -> Result<(), String> {
     check(
         workers == 0 || started.elapsed() < Duration::from_millis(1_500),
         || format!("the timeout took {:?} to come back", started.elapsed()),
+    )?;
+
+    // A `Shared` value reaches each rank once, whatever the number of batches and calls, and
+    // ranks drop it when rank 0 does.
+    let data = parjob::Shared::new((1..=1000u64).collect::<Vec<u64>>());
+    let mut sent = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let out = Parallel::new()
+            .batch_size(1)
+            .run((0..24u32).map(|t| delayed!(shared_sum(data.clone(), t))))
+            .map_err(|e| e.to_string())?;
+        for &(rank, sum, kept, received) in &out {
+            check(sum == 500_500, || format!("rank {rank} summed {sum}"))?;
+            if workers > 0 {
+                check(kept == 1, || {
+                    format!("rank {rank} keeps {kept} shared values")
+                })?;
+                let first = *sent.entry(rank).or_insert(received);
+                check(received == first, || {
+                    format!("rank {rank} was sent the value again ({first} then {received})")
+                })?;
+            }
+        }
+    }
+    drop(data);
+    let fresh = parjob::Shared::new(vec![7u64]);
+    let after = Parallel::new()
+        .batch_size(1)
+        .run((0..24u32).map(|t| delayed!(shared_sum(fresh.clone(), t))))
+        .map_err(|e| e.to_string())?;
+    // Told to forget the dropped value before the first batch of the next call.
+    check(
+        after
+            .iter()
+            .all(|&(_, sum, kept, _)| sum == 7 && (workers == 0 || kept == 1)),
+        || format!("after the drop: {after:?}"),
     )?;
 
     // Work that cannot travel (a closure with a capture) runs on rank 0's threads.

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::{World, tag, wire};
 use crate::job::{RemoteJob, RemoteReply};
+use crate::remote::{Held, Tell};
 use crate::sync::Recover;
 
 pub(super) enum Command {
@@ -89,6 +90,7 @@ fn drive(world: World, rx: &Receiver<Command>) {
         idle: (1..size).collect(),
         queue: VecDeque::new(),
         running: HashMap::new(),
+        held: HashMap::new(),
         next_id: 0,
         stopping: false,
     };
@@ -138,6 +140,8 @@ struct Driver {
     idle: VecDeque<i32>,
     queue: VecDeque<RemoteJob>,
     running: HashMap<i32, Running>,
+    /// What each rank holds of the caller's `Shared` values.
+    held: HashMap<i32, Held>,
     next_id: u64,
     stopping: bool,
 }
@@ -178,10 +182,24 @@ impl Driver {
             let rank = self.idle.pop_back().unwrap_or(1);
             let id = self.next_id;
             self.next_id += 1;
-            let message = wire::batch_message(id, &job);
-            comm.process_at_rank(rank)
-                .send_with_tag(&message[..], tag::BATCH);
-            let (_, reply) = job.into_parts();
+            let inner_threads = job.inner_threads();
+            let (batch, reply) = job.into_parts();
+            let (batch, attachments) = batch.without_attachments();
+            let target = comm.process_at_rank(rank);
+            let held = self.held.entry(rank).or_default();
+            let _ = held.sync(&attachments, |step| {
+                match step {
+                    Tell::Forget(ids) => {
+                        target.send_with_tag(&wire::forget_message(ids)[..], tag::FORGET);
+                    }
+                    Tell::Keep(a) => {
+                        target.send_with_tag(&wire::attach_message(a)[..], tag::ATTACH)
+                    }
+                }
+                Ok::<(), ()>(())
+            });
+            let message = wire::batch_message(id, &batch, &reply, inner_threads);
+            target.send_with_tag(&message[..], tag::BATCH);
             self.running.insert(
                 rank,
                 Running {

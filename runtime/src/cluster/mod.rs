@@ -25,6 +25,10 @@ mod tag {
     pub(super) const DONE: i32 = 0x7061_0003;
     /// Rank 0 to a worker rank: no more work, finalise and exit.
     pub(super) const SHUTDOWN: i32 = 0x7061_0004;
+    /// Rank 0 to a worker rank: keep an attachment (a `Shared` value).
+    pub(super) const ATTACH: i32 = 0x7061_0005;
+    /// Rank 0 to a worker rank: forget attachments.
+    pub(super) const FORGET: i32 = 0x7061_0006;
 }
 
 /// What this process knows about the MPI job, once initialised.

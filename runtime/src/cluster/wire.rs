@@ -7,14 +7,18 @@
 //! - task started (`tag::STARTED`): `batch id u64`, `task u32`;
 //! - outcome (`tag::DONE`): the encoded outcome, then `batch id u64`.
 
-use crate::job::RemoteJob;
-use crate::remote::{Callee, EntryId, RemoteBatch};
+use crate::job::RemoteReply;
+use crate::remote::{Attachment, Callee, EntryId, RemoteBatch};
 
 const TRAILER: usize = 8 + 1 + 8 + 8 + 4 + 1 + 8;
 
 /// A batch as rank 0 sends it.
-pub(super) fn batch_message(id: u64, job: &RemoteJob) -> Vec<u8> {
-    let batch = job.batch();
+pub(super) fn batch_message(
+    id: u64,
+    batch: &RemoteBatch,
+    reply: &RemoteReply,
+    inner_threads: Option<usize>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(batch.payload.len() + TRAILER);
     out.extend_from_slice(&batch.payload);
     out.extend_from_slice(&batch.entry.raw().to_le_bytes());
@@ -25,11 +29,9 @@ pub(super) fn batch_message(id: u64, job: &RemoteJob) -> Vec<u8> {
     out.push(kind);
     out.extend_from_slice(&callee.to_le_bytes());
     out.extend_from_slice(&batch.binary.to_le_bytes());
-    let inner = job
-        .inner_threads()
-        .map_or(0, |k| u32::try_from(k).unwrap_or(u32::MAX));
+    let inner = inner_threads.map_or(0, |k| u32::try_from(k).unwrap_or(u32::MAX));
     out.extend_from_slice(&inner.to_le_bytes());
-    out.push(u8::from(job.wants_task_starts()));
+    out.push(u8::from(reply.wants_task_starts()));
     out.extend_from_slice(&id.to_le_bytes());
     out
 }
@@ -67,8 +69,30 @@ pub(super) fn parse_batch(mut bytes: Vec<u8>) -> Option<Received> {
             callee,
             payload: bytes,
             binary,
+            attachments: Vec::new(),
         },
     })
+}
+
+/// An attachment as rank 0 sends it: its bytes, then its id.
+pub(super) fn attach_message(attachment: &Attachment) -> Vec<u8> {
+    let mut out = Vec::with_capacity(attachment.bytes().len() + 8);
+    out.extend_from_slice(attachment.bytes());
+    out.extend_from_slice(&attachment.id().to_le_bytes());
+    out
+}
+
+/// Ids to forget, one after another.
+pub(super) fn forget_message(ids: &[u64]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+}
+
+/// The ids of a forget message.
+pub(super) fn forgotten(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect()
 }
 
 pub(super) fn started_message(id: u64, task: usize) -> [u8; 12] {
@@ -119,5 +143,9 @@ mod tests {
         assert_eq!(take_id(&mut msg), Some(42));
         assert_eq!(msg, [9, 8, 7]);
         assert_eq!(started(&started_message(5, 3)), Some((5, 3)));
+        assert_eq!(forgotten(&forget_message(&[3, u64::MAX])), [3, u64::MAX]);
+        let mut attach = attach_message(&Attachment::new(9, std::sync::Arc::new(vec![1, 2])));
+        assert_eq!(take_id(&mut attach), Some(9));
+        assert_eq!(attach, [1, 2]);
     }
 }

@@ -55,6 +55,13 @@ pub(super) fn serve(world: World, worker_scope: WorkerScope) {
                 let message = wire::done_message(outcome, received.id);
                 root.send_with_tag(&message[..], tag::DONE);
             }
+            tag::ATTACH => {
+                let mut bytes = bytes;
+                if let Some(id) = wire::take_id(&mut bytes) {
+                    crate::remote::attach::keep(id, std::sync::Arc::new(bytes));
+                }
+            }
+            tag::FORGET => crate::remote::attach::forget(&wire::forgotten(&bytes)),
             other => tracing::warn!(
                 "parjob: rank {} ignores an MPI message with tag {other}",
                 world.rank

@@ -338,15 +338,19 @@ fn encode_tasks<T, R>(
     tasks: Vec<T>,
     encode: fn(T, &mut Vec<u8>) -> Result<(), String>,
 ) -> Encoded<T, R> {
-    // A `Vec` in the task encoding: the count as a `u64`, then each element.
-    let mut payload = (tasks.len() as u64).to_le_bytes().to_vec();
-    for task in tasks {
-        if let Err(e) = encode(task, &mut payload) {
-            return Encoded::Unencodable(e);
+    let (payload, attachments) = crate::remote::attach::collect(|| {
+        // A `Vec` in the task encoding: the count as a `u64`, then each element.
+        let mut payload = (tasks.len() as u64).to_le_bytes().to_vec();
+        for task in tasks {
+            encode(task, &mut payload)?;
         }
-    }
-    Encoded::Remote {
-        batch: form.batch(payload),
-        decode,
+        Ok::<_, String>(payload)
+    });
+    match payload {
+        Ok(payload) => Encoded::Remote {
+            batch: form.batch(payload, attachments),
+            decode,
+        },
+        Err(e) => Encoded::Unencodable(e),
     }
 }

@@ -91,6 +91,8 @@ pub(crate) struct WorkerProcess {
     /// The worker's memory file for large inputs, if the system gave one.
     #[cfg(target_os = "linux")]
     pub(crate) shm: Option<super::shm::Region>,
+    /// The attachments the worker holds.
+    pub(crate) held: crate::remote::Held,
 }
 
 /// What the worker's process does between `fork` and `exec`: keep exactly the descriptors
@@ -176,6 +178,7 @@ impl WorkerProcess {
             from_worker: PipeIn::new(parent_in),
             #[cfg(target_os = "linux")]
             shm,
+            held: Default::default(),
         };
         match worker.handshake(launch, parent_pid) {
             Ok(()) => Ok(worker),

@@ -18,7 +18,7 @@ use crossbeam_channel::Sender;
 use super::child::{Launch, WorkerProcess, describe};
 use super::wire::{FromWorker, ToWorker, WireError};
 use crate::error::Error;
-use crate::remote::RemoteBatch;
+use crate::remote::{RemoteBatch, Tell};
 use crate::sync::Recover;
 
 /// How a pool is sized.
@@ -473,6 +473,11 @@ fn serve_slot(shared: &Shared, slot: u64) {
             Next::Job(job) => job,
             Next::Tick => {
                 reap_if_exited(shared, slot, &mut process);
+                if let Some(p) = process.as_mut() {
+                    // An idle worker lets go of what the caller dropped; a worker that
+                    // cannot be told is found dead at the next tick.
+                    let _ = forget_dropped(p);
+                }
                 continue;
             }
             Next::Quit => break,
@@ -561,6 +566,20 @@ fn run(
     secret: &[u8; 32],
 ) -> Result<(), RunEnd> {
     let batch_id = reply.batch_id;
+    let (batch, attachments) = batch.without_attachments();
+    let synced = {
+        let mut held = std::mem::take(&mut worker.held);
+        let synced = held.sync(&attachments, |step| tell(worker, step));
+        worker.held = held;
+        synced
+    };
+    match synced {
+        Ok(()) => {}
+        Err(e @ (WireError::TooLarge { .. } | WireError::Malformed(_))) => {
+            return Err(RunEnd::Refused(e));
+        }
+        Err(_) => return Err(RunEnd::Died),
+    }
     let shared = shared_region(worker, &batch);
     let tail: &[u8] = if shared { &[] } else { &batch.payload };
     match worker.send(
@@ -594,6 +613,25 @@ fn run(
             Err(e) => return Err(RunEnd::Broken(e)),
         }
     }
+}
+
+/// Sends `worker` what [`Held::sync`](crate::remote::Held::sync) tells it.
+fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
+    match step {
+        Tell::Forget(ids) => worker.send(&ToWorker::Forget { ids: ids.to_vec() }, &[]),
+        Tell::Keep(a) => worker.send(&ToWorker::Attach { id: a.id() }, a.bytes()),
+    }
+}
+
+/// Tells `worker` to forget the attachments the caller dropped, if it holds any.
+fn forget_dropped(worker: &mut WorkerProcess) -> Result<(), WireError> {
+    if !worker.held.holds_dropped() {
+        return Ok(());
+    }
+    let mut held = std::mem::take(&mut worker.held);
+    let done = held.sync(&[], |step| tell(worker, step));
+    worker.held = held;
+    done
 }
 
 /// Puts a large batch's inputs in the worker's shared region: `true` if they are there,

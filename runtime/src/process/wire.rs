@@ -32,7 +32,7 @@ pub(crate) const MAX_HELLO: usize = 256;
 pub(crate) const STALL: Duration = Duration::from_secs(30);
 
 /// Bumped whenever a message changes shape.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// Room a frame buffer is reserved with before its first byte arrives; longer frames grow
 /// as their bytes come, so that a corrupted length costs nothing.
@@ -67,6 +67,10 @@ pub(crate) enum ToWorker {
     },
     /// Exit now.
     Shutdown,
+    /// Keep the tail as attachment `id` (a `Shared` value) until told to forget it.
+    Attach { id: u64 },
+    /// Drop these attachments: the parent no longer holds them.
+    Forget { ids: Vec<u64> },
 }
 
 impl ToWorker {
@@ -133,7 +137,7 @@ pub(crate) trait Message: Serialize + DeserializeOwned {
 
 impl Message for ToWorker {
     fn has_tail(&self) -> bool {
-        matches!(self, ToWorker::Run { .. })
+        matches!(self, ToWorker::Run { .. } | ToWorker::Attach { .. })
     }
 }
 
@@ -420,6 +424,7 @@ pub(crate) fn seed_frames() -> Vec<(String, Vec<u8>)> {
         callee: Callee::Pointer(EntryId::of_addr(0x5678)),
         payload: (0..64u8).collect(),
         binary: 77,
+        attachments: Vec::new(),
     };
     let secret = [7u8; 32];
     let hello = ToWorker::Hello {
@@ -512,6 +517,7 @@ mod tests {
             callee: Callee::Pointer(EntryId::of_addr(0x5678)),
             payload: (0..200u8).collect(),
             binary: EntryId::fingerprint(),
+            attachments: Vec::new(),
         };
         vec![
             frame(

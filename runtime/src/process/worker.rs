@@ -89,6 +89,7 @@ pub(crate) fn serve(
                     callee,
                     payload,
                     binary,
+                    attachments: Vec::new(),
                 };
                 let shared = match shared.map(|len| (region.as_mut(), usize::try_from(len))) {
                     None => None,
@@ -102,6 +103,10 @@ pub(crate) fn serve(
                     return code;
                 }
             }
+            Ok(Some((ToWorker::Attach { id }, bytes))) => {
+                crate::remote::attach::keep(id, std::sync::Arc::new(bytes));
+            }
+            Ok(Some((ToWorker::Forget { ids }, _))) => crate::remote::attach::forget(&ids),
             Ok(Some((ToWorker::Hello { .. }, _))) => {
                 return protocol_error("a second handshake");
             }

@@ -116,6 +116,20 @@ pub(crate) fn encode_value<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>)
     encode_into(value, out)
 }
 
+/// Decodes what [`encode_value`] made; the rest of `bytes` must be empty.
+pub(crate) fn decode_whole<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T> {
+    let mut decoder = Decoder { input: bytes };
+    let value = decode_value(&mut decoder)?;
+    if decoder.input.is_empty() {
+        Ok(value)
+    } else {
+        Err(FormatError(format!(
+            "{} bytes left over after the value",
+            decoder.input.len()
+        )))
+    }
+}
+
 fn decode_value<T: de::DeserializeOwned + 'static>(decoder: &mut Decoder<'_>) -> Result<T> {
     if let Some(value) = bulk::decode::<T>(decoder) {
         return value;

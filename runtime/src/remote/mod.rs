@@ -13,9 +13,12 @@
 //! itself ([`Callee::ZeroSized`]): such a closure captures nothing but zero-sized values, so
 //! the worker can make its own.
 
+pub(crate) mod attach;
 mod entry;
 pub(crate) mod format;
+mod held;
 pub(crate) mod probe;
+mod shared;
 
 use std::cell::Cell;
 
@@ -36,9 +39,12 @@ pub(crate) fn decode_outcome_for_fuzzing<R: serde::de::DeserializeOwned + 'stati
 pub(crate) fn encode_done_for_fuzzing<R: Serialize + 'static>(results: Vec<R>) -> Vec<u8> {
     entry::encode_done(results)
 }
+pub use attach::Attachment;
+pub(crate) use held::{Held, Tell};
 pub use probe::Transferable;
 pub(crate) use probe::{ErasedDecode, Outcome};
 pub(crate) use probe::{RemoteForm, RemoteMap, ResultCodec};
+pub use shared::Shared;
 
 /// Identity of a function of this binary, valid in every process running the same binary.
 ///
@@ -139,6 +145,10 @@ pub struct RemoteBatch {
     pub payload: Vec<u8>,
     /// [`EntryId::fingerprint`] of the binary that made the batch.
     pub binary: i64,
+    /// The [`Shared`] values the inputs name by id. A backend that keeps its workers may send
+    /// each worker an attachment once, and afterwards batches without it (see
+    /// [`without_attachments`](RemoteBatch::without_attachments)).
+    pub attachments: Vec<Attachment>,
 }
 
 impl RemoteBatch {
@@ -155,6 +165,20 @@ impl RemoteBatch {
         unsafe { self.execute_on(&self.payload) }
     }
 
+    /// The batch, its attachments taken out: for a worker that already has them.
+    ///
+    /// ```
+    /// # fn f(batch: parjob::remote::RemoteBatch) {
+    /// let (batch, attachments) = batch.without_attachments();
+    /// assert!(batch.attachments.is_empty());
+    /// # let _ = attachments;
+    /// # }
+    /// ```
+    pub fn without_attachments(mut self) -> (RemoteBatch, Vec<Attachment>) {
+        let attachments = std::mem::take(&mut self.attachments);
+        (self, attachments)
+    }
+
     /// [`execute`](RemoteBatch::execute) with the encoded inputs given apart (the batch's
     /// own `payload` is ignored): for inputs that arrived in shared memory.
     ///
@@ -162,6 +186,7 @@ impl RemoteBatch {
     ///
     /// As for `execute`.
     pub(crate) unsafe fn execute_on(&self, payload: &[u8]) -> Vec<u8> {
+        attach::keep_from_batch(&self.attachments);
         if self.binary != EntryId::fingerprint() {
             // A different build: its ids mean nothing here.
             return entry::failed(

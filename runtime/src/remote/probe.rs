@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::attach::{self, Attachment};
 use super::entry::{self, BatchOutcome, EntryFn, Failure};
 use super::format;
 use super::{Callee, EntryId, RemoteBatch};
@@ -56,13 +57,14 @@ pub struct RemoteForm {
 }
 
 impl RemoteForm {
-    /// A batch whose payload is already encoded.
-    pub(crate) fn batch(&self, payload: Vec<u8>) -> RemoteBatch {
+    /// A batch whose payload is already encoded, naming `attachments`.
+    pub(crate) fn batch(&self, payload: Vec<u8>, attachments: Vec<Attachment>) -> RemoteBatch {
         RemoteBatch {
             entry: self.entry,
             callee: self.callee,
             payload,
             binary: EntryId::fingerprint(),
+            attachments,
         }
     }
 }
@@ -192,7 +194,8 @@ impl<I, R> RemoteMap<I, R> {
 
     /// Encodes a batch for a worker.
     pub(crate) fn batch(&self, items: Vec<I>) -> Result<RemoteBatch, String> {
-        Ok(self.form.batch((self.encode)(items)?))
+        let (payload, attachments) = attach::collect(|| (self.encode)(items));
+        Ok(self.form.batch(payload?, attachments))
     }
 
     /// Decodes what a worker sent back.

@@ -1,0 +1,200 @@
+//! `Shared<T>`: one value for many tasks and calls. On threads it is an `Arc`; worker
+//! processes receive it once, keep it across calls, and drop it once the caller does.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parjob::{Delayed, Parallel, Shared, delayed};
+
+/// What a task saw in the process that ran it.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Seen {
+    pid: u32,
+    sum: f64,
+    /// `Shared` values the process keeps for its parent now.
+    kept: usize,
+    /// `Shared` values its parent sent it, in all.
+    received: u64,
+}
+
+fn look(data: Shared<Vec<f64>>, scale: f64) -> Seen {
+    let (kept, received) = parjob::__private::kept_shared();
+    Seen {
+        pid: std::process::id(),
+        sum: data.iter().sum::<f64>() * scale,
+        kept,
+        received,
+    }
+}
+
+fn count(_: u32) -> Seen {
+    let (kept, received) = parjob::__private::kept_shared();
+    Seen {
+        pid: std::process::id(),
+        sum: 0.0,
+        kept,
+        received,
+    }
+}
+
+fn loky() -> Parallel {
+    Parallel::new().backend("loky").n_jobs(2).batch_size(1)
+}
+
+/// The loky workers' replies to `n` tasks that only report what they keep.
+fn census(n: u32) -> Vec<Seen> {
+    loky()
+        .run((0..n).map(|i| Delayed::remote(count, i)))
+        .unwrap()
+}
+
+// The tests of this file share the process-wide loky pool: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn on_threads_a_shared_value_is_the_callers_own() {
+    let data = Shared::new(vec![1.0, 2.0, 3.0]);
+    let same = Parallel::new()
+        .backend("threading")
+        .n_jobs(2)
+        .map(0..4, |_| {
+            Shared::ptr_eq(&data, &data.clone()) && data.len() == 3
+        })
+        .unwrap();
+    assert_eq!(same, [true; 4]);
+}
+
+#[test]
+fn a_worker_receives_a_shared_value_once_across_calls() {
+    let _serial = serial();
+    // Workers left over from other tests start from what they already received.
+    let before: HashMap<u32, u64> = census(8).iter().map(|s| (s.pid, s.received)).collect();
+    let data = Shared::new((0..1 << 17).map(f64::from).collect::<Vec<f64>>());
+    let total: f64 = data.iter().sum();
+    let mut seen = Vec::new();
+    for call in 0..3 {
+        let scales = (0..8).map(|i| f64::from(call * 8 + i));
+        let out = loky()
+            .run(scales.clone().map(|s| delayed!(look(data.clone(), s))))
+            .unwrap();
+        for (s, scale) in out.iter().zip(scales) {
+            assert_eq!(s.sum, total * scale);
+        }
+        seen.extend(out);
+    }
+    let me = std::process::id();
+    assert!(
+        seen.iter().all(|s| s.pid != me),
+        "tasks ran in worker processes"
+    );
+    for s in &seen {
+        // Each worker got the value once, whatever number of batches and calls it ran.
+        let earlier = before.get(&s.pid).copied().unwrap_or(0);
+        assert_eq!(s.received, earlier + 1, "{s:?}");
+        assert_eq!(s.kept, 1, "{s:?}");
+    }
+}
+
+#[test]
+fn workers_drop_a_value_once_the_caller_does() {
+    let _serial = serial();
+    let data = Shared::new(vec![1.0; 1000]);
+    let out = loky()
+        .run((0..6).map(|i| delayed!(look(data.clone(), f64::from(i)))))
+        .unwrap();
+    assert!(out.iter().all(|s| s.kept >= 1));
+    drop(data);
+    // The next batch a worker runs is preceded by the word to forget.
+    let after = census(8);
+    assert!(after.iter().all(|s| s.kept == 0), "{after:?}");
+}
+
+#[test]
+fn shared_values_work_as_items_and_inside_items() {
+    let _serial = serial();
+    fn total((data, k): (Shared<Vec<f64>>, usize)) -> f64 {
+        data[..k].iter().sum()
+    }
+    let data = Shared::new(vec![1.0, 2.0, 4.0, 8.0]);
+    let items: Vec<(Shared<Vec<f64>>, usize)> = (1..=4).map(|k| (data.clone(), k)).collect();
+    for backend in ["sequential", "threading", "loky", "multiprocessing"] {
+        let p = Parallel::new().backend(backend).n_jobs(2).batch_size(1);
+        let out = p
+            .run(
+                items
+                    .iter()
+                    .cloned()
+                    .map(|item| Delayed::remote(total, item)),
+            )
+            .unwrap();
+        assert_eq!(out, [1.0, 3.0, 7.0, 15.0], "{backend}");
+    }
+}
+
+#[test]
+fn a_shared_value_serialised_elsewhere_carries_its_value() {
+    // Outside a batch (here postcard for a file or a socket), the value goes inline.
+    let data = Shared::new(String::from("hello"));
+    let bytes = postcard::to_allocvec(&data).unwrap();
+    let back: Shared<String> = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(*back, "hello");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn worker_memory_stays_flat_over_many_fresh_values() {
+    let _serial = serial();
+    let calls: usize = std::env::var("PARJOB_SHARED_SOAK_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let one_call = |seed: usize| {
+        // 1 MiB, fresh each call.
+        let data = Shared::new(vec![seed as f64; 1 << 17]);
+        loky()
+            .run((0..4).map(|i| delayed!(look(data.clone(), f64::from(i)))))
+            .unwrap()
+    };
+    // Warm up: workers started, allocator pools grown.
+    for seed in 0..20 {
+        one_call(seed);
+    }
+    let pids: Vec<u32> = one_call(0).iter().map(|s| s.pid).collect();
+    let first: HashMap<u32, u64> = pids
+        .iter()
+        .filter_map(|&p| Some((p, rss_kib(p)?)))
+        .collect();
+    let mut last = Vec::new();
+    for seed in 0..calls {
+        last = one_call(seed);
+    }
+    // Each worker keeps at most the value of the last call it ran.
+    assert!(last.iter().all(|s| s.kept <= 1), "{last:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    for (pid, before) in first {
+        let Some(after) = rss_kib(pid) else { continue };
+        eprintln!("worker {pid}: {before} KiB after warm-up, {after} KiB after {calls} calls");
+        // ±10 %, and at least a couple of MiB for the allocator's own slack.
+        let slack = (before / 10).max(2048);
+        assert!(
+            after <= before + slack,
+            "worker {pid} grew from {before} KiB to {after} KiB over {calls} calls"
+        );
+    }
+}
