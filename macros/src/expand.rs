@@ -193,6 +193,15 @@ fn comprehension_call(
         iter,
         cond,
     } = comprehension;
+    // Where tasks may go to worker processes that start afresh, the body's captures travel
+    // apart from it (see `capture`).
+    let static_backend = call.static_backend();
+    if static_backend.is_none_or(|b| b.moves_inputs) {
+        let names = crate::capture::captures(pat, expr, cond.as_ref());
+        if !names.is_empty() {
+            return captured_call(builder, static_backend.is_some(), comprehension, &names);
+        }
+    }
     // An or-pattern needs parentheses as a closure parameter; anything else must not have
     // them (`unused_parens`).
     let pat = match pat {
@@ -269,6 +278,114 @@ fn comprehension_call(
             })
         }
     }
+}
+
+/// A comprehension whose body uses variables of the caller (`names`): the body takes them
+/// as one tuple of references, so that it captures nothing itself. `named` is a process
+/// backend named at compile time: the body must then coerce to a `fn` pointer (rustc names
+/// anything else it captures), and every capture, item and result must be able to travel,
+/// checked where it is written.
+fn captured_call(
+    builder: TokenStream,
+    named: bool,
+    comprehension: &RawComprehension,
+    names: &[Ident],
+) -> TokenStream {
+    let caps = hidden("__parjob_caps");
+    let mut expr = comprehension.expr.clone();
+    crate::capture::rewrite(&mut expr, names, &caps);
+    let pat = match &comprehension.pat {
+        Pat::Or(_) => {
+            let pat = &comprehension.pat;
+            quote!((#pat))
+        }
+        pat => pat.to_token_stream(),
+    };
+    let iter = &comprehension.iter;
+    let (body, job_fn, check_results_fn) = match &comprehension.cond {
+        Some(cond) => {
+            let mut cond = cond.clone();
+            crate::capture::rewrite(&mut cond, names, &caps);
+            let some = quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr));
+            (
+                quote! { if #cond { #some } else { ::core::option::Option::None } },
+                "captured_comprehension_job",
+                "require_transferable_captured_filtered_results",
+            )
+        }
+        None => (
+            quote!(#expr),
+            "captured_map_job",
+            "require_transferable_captured_results",
+        ),
+    };
+    let (job_fn, check_results_fn) = (hidden_path(job_fn), hidden_path(check_results_fn));
+    let (items, captures, kinds, job, remote, results, body_fn) = (
+        hidden("__parjob_items"),
+        hidden("__parjob_captures"),
+        hidden("__parjob_kinds"),
+        hidden("__parjob_job"),
+        hidden("__parjob_remote"),
+        hidden("__parjob_results"),
+        hidden("__parjob_body"),
+    );
+    let kinds_value = quote! {
+        (#((&&&&&&&&&::parjob::__private::CaptureProbe::of(&#names)).kind(),)*)
+    };
+    let probes = quote! {
+        #[allow(unused_imports)]
+        use ::parjob::__private::{
+            CaptureNumberVec as _, CaptureNumberVecRef as _, CaptureNumbers as _,
+            CaptureOwned as _, CaptureRef as _, CaptureSlice as _, CaptureStays as _,
+            CaptureStr as _, CaptureZeroSized as _
+        };
+    };
+    if named {
+        let check_items =
+            quote_spanned!(iter.span()=> ::parjob::__private::require_transferable_items(&#items));
+        let check_results =
+            quote_spanned!(expr.span()=> ::parjob::__private::#check_results_fn(&#body_fn));
+        let check_captures = names.iter().enumerate().map(|(i, name)| {
+            let index = syn::Index::from(i);
+            quote_spanned!(name.span()=> ::parjob::__private::require_travels(&#name, &#kinds.#index);)
+        });
+        return quote!({
+            #probes
+            #[allow(unused_imports)]
+            use ::parjob::__private::{CapturedPointerNone as _, CapturedPointerSerde as _};
+            let #items = #iter;
+            let #captures = (#(&#names,)*);
+            let #body_fn = ::parjob::__private::captured_remote_body(&#items, &#captures, |#caps, #pat| #body);
+            #check_items;
+            #check_results;
+            #[allow(clippy::needless_borrow)]
+            let #kinds = #kinds_value;
+            #(#check_captures)*
+            #[allow(clippy::needless_borrow)]
+            let #remote = ::parjob::__private::captured_remote(
+                (&::parjob::__private::CapturedPointerProbe(#body_fn)).remote_map(&#captures, #kinds)
+            );
+            ::parjob::__private::#job_fn(#items, #captures, #body_fn).run(#builder, #remote, ::core::option::Option::None)
+        });
+    }
+    quote!({
+        #probes
+        #[allow(unused_imports)]
+        use ::parjob::__private::{
+            CapturedRefItem as _, CapturedRefResult as _, CapturedSerde as _, CapturedShared as _,
+            ResultsLocal as _, ResultsViaRef as _, ResultsViaSerde as _
+        };
+        #[allow(clippy::needless_borrow)]
+        let #kinds = #kinds_value;
+        let #job = ::parjob::__private::#job_fn(#iter, (#(&#names,)*), |#caps, #pat| #body);
+        #[allow(clippy::needless_borrow)]
+        let #remote = ::parjob::__private::captured_remote(
+            (&&&&#job.probe()).remote_map(#job.captures(), #kinds)
+        );
+        #[allow(clippy::needless_borrow)]
+        let #results = (&&&#job.results_probe()).result_codec();
+        #job.run(#builder, #remote, #results)
+    })
 }
 
 /// The runtime functions a comprehension of one shape calls.

@@ -13,6 +13,7 @@
 
 mod args;
 mod bind;
+mod capture;
 mod ctxt;
 mod entry;
 mod expand;
@@ -138,11 +139,11 @@ use proc_macro::TokenStream;
 /// # Process backends
 ///
 /// When the attribute names `"loky"` or `"mpi"`, the bound comprehensions must be able to run
-/// in another process: their body may capture nothing but the pattern's bindings, and items
-/// and results must implement serde's `Serialize` and `Deserialize`. Each violation is a
-/// compile error at the value concerned (rustc names a captured variable; a type without serde
-/// gets "`T` cannot be sent to a worker process"). `"multiprocessing"` forks, so only results
-/// must implement serde.
+/// in another process: the variables their body uses travel with the call (see
+/// [`parallel!`](macro@parallel), "Tasks in other processes"), and items, results and those
+/// variables must implement serde's `Serialize` and `Deserialize`. Each violation is a
+/// compile error at the value concerned ("`T` cannot be sent to a worker process").
+/// `"multiprocessing"` forks, so only results must implement serde.
 ///
 /// # Errors
 ///
@@ -217,12 +218,51 @@ pub fn parallel_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ## Tasks in other processes
 ///
 /// A process backend (`"loky"`, `"mpi"`) runs a task in another process of the same
-/// program, so the task must be able to get there: its body captures nothing but the
-/// pattern's bindings, and items and results implement serde's traits. Named at compile
-/// time (in the header, or the attribute of the enclosing function), that is checked at
-/// compile time, with an error at the captured variable or the value whose type lacks serde.
-/// Chosen at run time (a scope), the macro checks it on the concrete types where it is
-/// written: tasks that can travel do, the others run on threads (with a `tracing` warning).
+/// program, so the task must be able to get there: items and results implement serde's
+/// traits, and so do the variables of the caller that the body uses (its captures).
+///
+/// The captures travel once per call and worker, not once per task: the macro finds them,
+/// hands them to the body as one argument, encodes them once when the call starts, and each
+/// worker decodes them once. In the worker a captured variable has the type it has in the
+/// caller: a `&[f32]`, `&str` or `&T` is rebuilt from its owned form (`Vec<f32>`, `String`,
+/// `T`); vectors and slices of numbers travel as one block of memory. Wrap data that many
+/// calls use in [`parjob::Shared`](https://docs.rs/parjob/latest/parjob/struct.Shared.html):
+/// workers keep it across calls.
+///
+/// The rule that finds the captures: a name in `EXPR` or `COND` is a capture when it is a
+/// plain lowercase name (or `self`) used as a value, not as the function of a call, and no
+/// pattern or item inside the body binds the same name. The rule cannot see a name used
+/// only inside a nested macro call (`format!("{x}")`), nor tell a shadowed name from the
+/// outer one; such a variable is captured by the body's closure as Rust captures it, which
+/// keeps the call on threads, or, with a process backend named at compile time, is a
+/// compile error that names it. Use the variable outside the macro (`let x = &x;` before
+/// the comprehension, then `format!("{}", x)`), or rename the inner binding. A function
+/// named as a value (`xs.map(f)`) is a capture of size zero and travels as nothing.
+///
+/// Named at compile time (in the header, or the attribute of the enclosing function), all of
+/// this is checked at compile time, with an error at the captured variable or the value
+/// whose type lacks serde. Chosen at run time (a scope), the macro checks it on the concrete
+/// types where it is written: tasks that can travel do, the others run on threads (with a
+/// `tracing` warning).
+///
+/// ```
+/// use parjob::{parallel, parallel_backend};
+///
+/// fn fit(data: &[f64], label: &str, alpha: f64) -> f64 {
+///     data.iter().map(|x| (x - alpha).abs()).sum::<f64>() + label.len() as f64
+/// }
+///
+/// // Library code: no backend argument; `data` and `label` are captures.
+/// fn grid_search(data: &[f64], label: &str) -> Result<Vec<f64>, parjob::Error> {
+///     parallel!(fit(data, label, alpha) for alpha in [0.5, 1.0, 2.0])
+/// }
+///
+/// let data: Vec<f64> = (0..100).map(f64::from).collect();
+/// // The caller chooses worker processes; the data set reaches each worker once.
+/// let scores = parallel_backend("loky").n_jobs(2).run(|| grid_search(&data, "l1"))??;
+/// assert_eq!(scores.len(), 3);
+/// # Ok::<(), parjob::Error>(())
+/// ```
 ///
 /// # Block: `parallel!(HEADER; STMTS)`
 ///

@@ -4,9 +4,15 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use crate::remote::capture::{self, Number, Serde};
+
 pub use crate::backend::{BackendSpec, ParamValue};
 pub use crate::error::Error;
 pub use crate::parallel::{Applied, BatchSize, Callable, Delayed, Parallel, PreDispatch, Thunk};
+pub use crate::remote::capture::{
+    CaptureKinds, CaptureNumberVec, CaptureNumberVecRef, CaptureNumbers, CaptureOwned,
+    CaptureProbe, CaptureRef, CaptureSlice, CaptureStays, CaptureStr, CaptureZeroSized,
+};
 pub use crate::remote::probe::{
     Filtered, Plain, RemoteMap, RemoteProbe, ResultCodec, ResultsLocal, ResultsViaRef,
     ResultsViaSerde, Shape, Transferable, ViaRefItem, ViaRefResult, ViaSerde, ViaShared,
@@ -247,3 +253,278 @@ impl<A, F> DelayedCall<A, F> {
         Delayed::__with_args(self.args, self.call, remote)
     }
 }
+
+/// A comprehension whose body uses variables of the caller (`captures`, a tuple of
+/// references): the body takes them as its first argument, so that it captures nothing
+/// itself and a worker process can make its own, with the captures sent once per call.
+pub struct Captured<It, C, F, K> {
+    items: It,
+    captures: C,
+    body: F,
+    shape: PhantomData<K>,
+}
+
+impl<It, C, F, K> fmt::Debug for Captured<It, C, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Captured")
+    }
+}
+
+/// Builds a [`Captured`] comprehension without a condition.
+pub fn captured_map_job<It, C, R, F>(items: It, captures: C, body: F) -> Captured<It, C, F, Plain>
+where
+    It: IntoIterator,
+    F: Fn(&C, It::Item) -> R,
+{
+    Captured {
+        items,
+        captures,
+        body,
+        shape: PhantomData,
+    }
+}
+
+/// Builds a [`Captured`] comprehension with a condition.
+pub fn captured_comprehension_job<It, C, R, F>(
+    items: It,
+    captures: C,
+    body: F,
+) -> Captured<It, C, F, Filtered>
+where
+    It: IntoIterator,
+    F: Fn(&C, It::Item) -> Option<R>,
+{
+    Captured {
+        items,
+        captures,
+        body,
+        shape: PhantomData,
+    }
+}
+
+impl<It: IntoIterator, C, F, K> Captured<It, C, F, K> {
+    /// The captures, for the probe that builds the remote form.
+    pub fn captures(&self) -> &C {
+        &self.captures
+    }
+
+    /// Runs the comprehension; `remote` lets a process backend take it, `results` lets a
+    /// forking one.
+    pub fn run<R>(
+        self,
+        parallel: Parallel,
+        remote: Option<RemoteMap<It::Item, K::Out>>,
+        results: Option<ResultCodec<K::Out>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        K: Collect<R>,
+        It::Item: Send,
+        K::Out: Send,
+        C: Sync,
+        F: Fn(&C, It::Item) -> K::Out + Sync,
+    {
+        let Captured {
+            items,
+            captures,
+            body,
+            ..
+        } = self;
+        let call = |item| body(&captures, item);
+        let outs = parallel.map_maybe_remote(items, call, remote, results)?;
+        Ok(K::collect(outs))
+    }
+}
+
+impl<It: IntoIterator, C, R, F: Fn(&C, It::Item) -> R> Captured<It, C, F, Plain> {
+    /// The probe for `(&&&&probe).remote_map(captures, kinds)`.
+    pub fn probe(&self) -> CapturedProbe<C, It::Item, R, F, Plain> {
+        CapturedProbe(PhantomData)
+    }
+
+    /// The probe for `(&&&probe).result_codec()`.
+    pub fn results_probe(&self) -> RemoteProbe<It::Item, R, F, Plain> {
+        RemoteProbe::of_types()
+    }
+}
+
+impl<It: IntoIterator, C, R, F: Fn(&C, It::Item) -> Option<R>> Captured<It, C, F, Filtered> {
+    /// The probe for `(&&&&probe).remote_map(captures, kinds)`.
+    pub fn probe(&self) -> CapturedProbe<C, It::Item, R, F, Filtered> {
+        CapturedProbe(PhantomData)
+    }
+
+    /// The probe for `(&&&probe).result_codec()`.
+    pub fn results_probe(&self) -> RemoteProbe<It::Item, R, F, Filtered> {
+        RemoteProbe::of_types()
+    }
+}
+
+/// The question the probes answer for a comprehension with captures: can its tasks, with
+/// the captures' kinds, go to another process?
+pub struct CapturedProbe<C, I, R, F, K>(PhantomData<CapturedTypes<C, I, R, F, K>>);
+
+type CapturedTypes<C, I, R, F, K> = (fn(&C, I) -> R, fn() -> F, K);
+
+impl<C, I, R, F, K> fmt::Debug for CapturedProbe<C, I, R, F, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CapturedProbe")
+    }
+}
+
+/// The result of the captured probes: the remote form, or why there is none.
+pub type CapturedRemote<I, O> = Result<Option<RemoteMap<I, O>>, String>;
+
+/// First answer: inputs that are references stay here.
+pub trait CapturedRefItem<C, I, O> {
+    /// No remote form.
+    fn remote_map<KS: CaptureKinds<C>>(&self, _captures: &C, _kinds: KS) -> CapturedRemote<I, O> {
+        Ok(None)
+    }
+}
+
+impl<C, T: ?Sized, R, F, K: Shape<R>> CapturedRefItem<C, &T, K::Out>
+    for &&&CapturedProbe<C, &T, R, F, K>
+{
+}
+
+/// Second answer: results that are references stay here.
+pub trait CapturedRefResult<C, I, O> {
+    /// No remote form.
+    fn remote_map<KS: CaptureKinds<C>>(&self, _captures: &C, _kinds: KS) -> CapturedRemote<I, O> {
+        Ok(None)
+    }
+}
+
+impl<'a, C, I, T: ?Sized, F, K: Shape<&'a T>> CapturedRefResult<C, I, K::Out>
+    for &&CapturedProbe<C, I, &'a T, F, K>
+{
+}
+
+/// Third answer: serde inputs and results, and a body that captures nothing else.
+pub trait CapturedSerde<C, I, O> {
+    /// The remote form, if every capture can travel.
+    fn remote_map<KS: CaptureKinds<C>>(&self, captures: &C, kinds: KS) -> CapturedRemote<I, O>;
+}
+
+impl<C, I: Transferable, R: Transferable, F: Fn(&C, I) -> R + Copy> CapturedSerde<C, I, R>
+    for &CapturedProbe<C, I, R, F, Plain>
+{
+    fn remote_map<KS: CaptureKinds<C>>(&self, captures: &C, _kinds: KS) -> CapturedRemote<I, R> {
+        RemoteMap::with_captures::<C, KS, F>(captures)
+    }
+}
+
+impl<C, I: Transferable, R: Transferable, F: Fn(&C, I) -> Option<R> + Copy>
+    CapturedSerde<C, I, Option<R>> for &CapturedProbe<C, I, R, F, Filtered>
+{
+    fn remote_map<KS: CaptureKinds<C>>(
+        &self,
+        captures: &C,
+        _kinds: KS,
+    ) -> CapturedRemote<I, Option<R>> {
+        RemoteMap::with_captures::<C, KS, F>(captures)
+    }
+}
+
+/// Last answer: shared memory only.
+pub trait CapturedShared<C, I, O> {
+    /// No remote form.
+    fn remote_map<KS: CaptureKinds<C>>(&self, _captures: &C, _kinds: KS) -> CapturedRemote<I, O> {
+        Ok(None)
+    }
+}
+
+impl<C, I, R, F, K: Shape<R>> CapturedShared<C, I, K::Out> for CapturedProbe<C, I, R, F, K> {}
+
+/// The remote form of a comprehension with captures, or none if a capture would not encode
+/// (reported once, and the call runs on threads).
+pub fn captured_remote<I, O>(remote: CapturedRemote<I, O>) -> Option<RemoteMap<I, O>> {
+    remote.unwrap_or_else(|why| {
+        tracing::warn!("parjob: a captured value cannot be sent to a worker process ({why}); running the call on threads");
+        None
+    })
+}
+
+/// Where a process backend is named at compile time: the body of a comprehension with
+/// captures as a `fn` pointer, which it coerces to only if it captures nothing else (rustc
+/// names what it captures).
+pub fn captured_remote_body<It: IntoIterator, C, O>(
+    _items: &It,
+    _captures: &C,
+    body: fn(&C, It::Item) -> O,
+) -> fn(&C, It::Item) -> O {
+    body
+}
+
+/// Checks that the results of a comprehension with captures can come back from a worker.
+pub fn require_transferable_captured_results<C, I, R: Transferable, F: Fn(&C, I) -> R>(_body: &F) {}
+
+/// As [`require_transferable_captured_results`], for a comprehension with a condition.
+pub fn require_transferable_captured_filtered_results<C, I, R, F>(_body: &F)
+where
+    R: Transferable,
+    F: Fn(&C, I) -> Option<R>,
+{
+}
+
+/// A captured value that can be sent to a worker process: what its kind says.
+#[diagnostic::on_unimplemented(
+    message = "`{T}` cannot be sent to a worker process",
+    label = "captured here; its type does not implement serde's `Serialize` and `DeserializeOwned`",
+    note = "process backends (`loky`, `mpi`) send the variables a task uses to their workers with serde; derive `serde::Serialize` and `serde::Deserialize` for the type, wrap the value in `parjob::Shared`, or use the `threading` backend (or `multiprocessing`, whose forked children see it without serde)"
+)]
+pub trait Travels<T> {
+    /// Rejects, when the capture is instantiated, a `Copy` value that has bytes and no
+    /// serde: it could not be sent after all.
+    const CHECKED: () = ();
+}
+
+impl<N: Number> Travels<&[N]> for capture::NumbersKind<N> {}
+impl<N: Number> Travels<Vec<N>> for capture::NumberVecKind<N> {}
+impl<N: Number> Travels<&Vec<N>> for capture::NumberVecRefKind<N> {}
+impl Travels<&str> for capture::StrKind {}
+impl<E: Serde> Travels<&[E]> for capture::SliceKind<E> {}
+impl<T: Serde> Travels<&T> for capture::RefKind<T> {}
+impl<T: Serde> Travels<T> for capture::OwnedKind {}
+impl<T: Copy> Travels<T> for capture::ZeroSizedKind {
+    const CHECKED: () = assert!(
+        size_of::<T>() == 0,
+        "a captured `Copy` value without serde's traits cannot be sent to a worker process: derive `serde::Serialize` and `serde::Deserialize` for its type"
+    );
+}
+
+/// Checks, where a process backend is named at compile time, that a captured variable can
+/// travel.
+pub fn require_travels<T, K: Travels<T>>(_value: &T, _kind: &K) {
+    #[allow(clippy::let_unit_value)]
+    let () = K::CHECKED;
+}
+
+/// A `fn` pointer body with captures, for a process backend named at compile time (see
+/// [`PointerProbe`]).
+#[derive(Debug)]
+pub struct CapturedPointerProbe<F>(pub F);
+
+/// The remote form of a `fn` pointer body whose types can travel.
+pub trait CapturedPointerSerde<C, I, O> {
+    /// The remote form.
+    fn remote_map<KS: CaptureKinds<C>>(&self, captures: &C, kinds: KS) -> CapturedRemote<I, O>;
+}
+
+impl<C, I: Transferable, O: Transferable> CapturedPointerSerde<C, I, O>
+    for CapturedPointerProbe<fn(&C, I) -> O>
+{
+    fn remote_map<KS: CaptureKinds<C>>(&self, captures: &C, _kinds: KS) -> CapturedRemote<I, O> {
+        RemoteMap::with_captures_pointer::<C, KS>(captures, self.0)
+    }
+}
+
+/// No remote form: a type check already failed, and says why.
+pub trait CapturedPointerNone<C, I, O> {
+    /// None.
+    fn remote_map<KS: CaptureKinds<C>>(&self, _captures: &C, _kinds: KS) -> CapturedRemote<I, O> {
+        Ok(None)
+    }
+}
+
+impl<C, I, O> CapturedPointerNone<C, I, O> for &CapturedPointerProbe<fn(&C, I) -> O> {}

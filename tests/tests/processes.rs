@@ -55,19 +55,27 @@ fn a_runtime_loky_scope_sends_what_can_travel_and_keeps_the_rest_on_threads() {
     let _serial = serial();
     let me = std::process::id();
     let offset = 1;
-    let (travelled, stayed) = parallel_backend("loky")
+    // No serde: a value of this type cannot leave the process.
+    struct Opaque(u32);
+    let opaque = Opaque(1);
+    let (travelled, captured, stayed) = parallel_backend("loky")
         .n_jobs(2)
         .run(|| {
             let travelled = parallel!(pid(i) for i in 0..4)?;
-            let stayed = parallel!(pid(i) + offset - 1 for i in 0..4)?;
-            Ok::<_, Error>((travelled, stayed))
+            let captured = parallel!(pid(i) + offset - 1 for i in 0..4)?;
+            let stayed = parallel!(pid(i) + opaque.0 - 1 for i in 0..4)?;
+            Ok::<_, Error>((travelled, captured, stayed))
         })
         .unwrap()
         .unwrap();
     assert!(travelled.iter().all(|&p| p != me));
     assert!(
+        captured.iter().all(|&p| p != me),
+        "a body whose captures travel runs in workers"
+    );
+    assert!(
         stayed.iter().all(|&p| p == me),
-        "a capturing body runs on threads"
+        "a body with a capture that cannot travel runs on threads"
     );
 }
 

@@ -293,7 +293,7 @@ impl<I, R: Send, F: Fn(I) -> R> Remote<I> for RemoteMapFn<F, I, R> {
     }
 
     fn fork_codec(&self) -> Option<ResultCodec<R>> {
-        self.results.or(self.remote.map(|m| m.results()))
+        self.results.or(self.remote.as_ref().map(|m| m.results()))
     }
 }
 

@@ -46,7 +46,6 @@ impl Attachment {
         &self.bytes
     }
 
-    #[cfg(test)]
     pub(crate) fn new(id: u64, bytes: Arc<Vec<u8>>) -> Self {
         Attachment { id, bytes }
     }
@@ -151,10 +150,33 @@ pub(crate) fn registered(id: u64) -> Option<Arc<dyn Any + Send + Sync>> {
     registry().lock().recover().get(&id)?.upgrade()
 }
 
+/// Ids kept alive by something other than a `Shared` value: a call's captures.
+fn held_for_calls() -> &'static Mutex<std::collections::HashSet<u64>> {
+    static HELD: OnceLock<Mutex<std::collections::HashSet<u64>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// Keeps attachment `id` alive until the returned guard drops: for data that lives as
+/// long as one call (its captured variables).
+pub(crate) fn hold(id: u64) -> Hold {
+    held_for_calls().lock().recover().insert(id);
+    Hold(id)
+}
+
+/// See [`hold`].
+#[derive(Debug)]
+pub(crate) struct Hold(u64);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        held_for_calls().lock().recover().remove(&self.0);
+    }
+}
+
 /// Whether the caller still holds the value of attachment `id`: once it does not, workers
 /// may forget it.
 pub(crate) fn is_alive(id: u64) -> bool {
-    registry().lock().recover().contains_key(&id)
+    registry().lock().recover().contains_key(&id) || held_for_calls().lock().recover().contains(&id)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -198,6 +220,8 @@ struct Held {
     bytes: Arc<Vec<u8>>,
     /// The value decoded from `bytes`, and its type.
     decoded: Option<(TypeId, Arc<dyn Any + Send + Sync>)>,
+    /// A value decoded from `bytes` that may borrow from them (a call's captures).
+    borrowing: Option<Arc<Decoded>>,
     /// Sent by a parent that will say when to forget it; otherwise it came with a batch
     /// and may be dropped to make room.
     managed: bool,
@@ -228,6 +252,7 @@ pub(crate) fn keep(id: u64, bytes: Arc<Vec<u8>>) {
     let held = store.entry(id).or_insert_with(|| Held {
         bytes,
         decoded: None,
+        borrowing: None,
         managed: true,
         used: 0,
     });
@@ -243,7 +268,8 @@ pub(crate) fn keep_from_batch(attachments: &[Attachment]) {
     }
     let mut store = store().lock().recover();
     for a in attachments {
-        if store.contains_key(&a.id) || is_alive(a.id) {
+        // A value this process made resolves to its own; anything else is kept.
+        if store.contains_key(&a.id) || registered(a.id).is_some() {
             continue;
         }
         store.insert(
@@ -251,6 +277,7 @@ pub(crate) fn keep_from_batch(attachments: &[Attachment]) {
             Held {
                 bytes: Arc::clone(&a.bytes),
                 decoded: None,
+                borrowing: None,
                 managed: false,
                 used: tick(),
             },
@@ -335,4 +362,83 @@ pub(crate) fn resolve<T: Send + Sync + 'static>(
         }
     }
     Ok(value)
+}
+
+/// A value decoded from an attachment's bytes that may borrow from them, kept with them.
+pub(crate) struct Decoded {
+    value: *mut (),
+    drop: unsafe fn(*mut ()),
+    /// The value's type, by name: the type may name lifetimes, so it has no `TypeId`.
+    type_name: &'static str,
+    /// Dropped after the value (fields drop after `Drop::drop`).
+    _bytes: Arc<Vec<u8>>,
+}
+
+// SAFETY: `resolve_borrowing` makes a `Decoded` only of a `Send + Sync` value; the bytes
+// behind it are immutable.
+unsafe impl Send for Decoded {}
+// SAFETY: as above.
+unsafe impl Sync for Decoded {}
+
+impl Drop for Decoded {
+    fn drop(&mut self) {
+        // SAFETY: `value` came from `Box::into_raw` of the type `drop` was made for, and is
+        // dropped once, here.
+        unsafe { (self.drop)(self.value) }
+    }
+}
+
+/// # Safety
+///
+/// `value` must come from `Box::<T>::into_raw`.
+unsafe fn drop_boxed<T>(value: *mut ()) {
+    // SAFETY: the caller's promise.
+    drop(unsafe { Box::from_raw(value.cast::<T>()) });
+}
+
+/// The value of attachment `id` as a `T` that may borrow from the attachment's bytes:
+/// decoded with `decode` on first use, then kept. The value stays valid while the returned
+/// handle lives, even if the attachment is forgotten meanwhile.
+pub(crate) fn resolve_borrowing<T: Send + Sync>(
+    id: u64,
+    decode: impl FnOnce(&'static [u8]) -> Result<T, String>,
+) -> Result<(Arc<Decoded>, *const T), String> {
+    let type_name = std::any::type_name::<T>();
+    let bytes = {
+        let mut store = store().lock().recover();
+        let Some(held) = store.get_mut(&id) else {
+            return Err(format!(
+                "the values of call {id} were not sent to this process"
+            ));
+        };
+        held.used = tick();
+        match &held.borrowing {
+            Some(d) if d.type_name == type_name => {
+                return Ok((Arc::clone(d), d.value.cast_const().cast::<T>()));
+            }
+            Some(_) => return Err(format!("the values of call {id} have another type here")),
+            None => Arc::clone(&held.bytes),
+        }
+    };
+    // SAFETY: the bytes live as long as the `Decoded` that holds the value decoded from
+    // them, which keeps them (its last field).
+    let input: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(&bytes[..]) };
+    let value = Box::into_raw(Box::new(decode(input)?));
+    let decoded = Arc::new(Decoded {
+        value: value.cast::<()>(),
+        drop: drop_boxed::<T>,
+        type_name,
+        _bytes: bytes,
+    });
+    let mut store = store().lock().recover();
+    if let Some(held) = store.get_mut(&id) {
+        match &held.borrowing {
+            // Another thread decoded it meanwhile: use that one.
+            Some(d) if d.type_name == type_name => {
+                return Ok((Arc::clone(d), d.value.cast_const().cast::<T>()));
+            }
+            _ => held.borrowing = Some(Arc::clone(&decoded)),
+        }
+    }
+    Ok((decoded, value.cast_const()))
 }

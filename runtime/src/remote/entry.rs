@@ -3,7 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::format;
+use super::capture::CaptureKinds;
+use super::{attach, format};
 use crate::error::catch_panic;
 
 /// The signature every entry function has: the callee's address (0 for a zero-sized
@@ -116,6 +117,75 @@ where
     // captures nothing but zero-sized `Copy` values, which the parent process also had.
     let f: F = unsafe { std::mem::zeroed() };
     run_batch(input, f)
+}
+
+/// Entry for a zero-sized `Copy` closure type `F` over captured variables `C` of kinds `K`:
+/// the payload starts with the id of the call's captures, which the worker received as an
+/// attachment and decodes once.
+pub(crate) fn captured_entry<C, K, I, R, F>(_callee: usize, input: &[u8]) -> Vec<u8>
+where
+    K: CaptureKinds<C>,
+    I: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+    F: Fn(&C, I) -> R + Copy,
+{
+    if size_of::<F>() != 0 {
+        return failed(
+            0,
+            FailureKind::Decode,
+            "the task's closure captures data and cannot run in another process".into(),
+        );
+    }
+    let Some((id, items)) = input.split_first_chunk::<8>() else {
+        return failed(
+            0,
+            FailureKind::Decode,
+            "a batch without its captures".into(),
+        );
+    };
+    let (_keep, owned) =
+        match attach::resolve_borrowing::<K::Owned>(u64::from_le_bytes(*id), K::decode) {
+            // SAFETY: the value stays valid while `_keep` lives, to the end of this function.
+            Ok((keep, owned)) => (keep, unsafe { &*owned }),
+            Err(e) => return failed(0, FailureKind::Decode, format!("the captured values: {e}")),
+        };
+    // SAFETY: as in `zero_sized_entry`.
+    let f: F = unsafe { std::mem::zeroed() };
+    K::with(owned, |captures| run_batch(items, |item| f(captures, item)))
+}
+
+/// As [`captured_entry`], for a `fn(&C, I) -> R` pointer sent along as the callee.
+pub(crate) fn captured_pointer_entry<C, K, I, R>(callee: usize, input: &[u8]) -> Vec<u8>
+where
+    K: CaptureKinds<C>,
+    I: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    if callee == 0 {
+        return failed(
+            0,
+            FailureKind::Decode,
+            "no function was sent with the batch".into(),
+        );
+    }
+    let Some((id, items)) = input.split_first_chunk::<8>() else {
+        return failed(
+            0,
+            FailureKind::Decode,
+            "a batch without its captures".into(),
+        );
+    };
+    let (_keep, owned) =
+        match attach::resolve_borrowing::<K::Owned>(u64::from_le_bytes(*id), K::decode) {
+            // SAFETY: the value stays valid while `_keep` lives, to the end of this function.
+            Ok((keep, owned)) => (keep, unsafe { &*owned }),
+            Err(e) => return failed(0, FailureKind::Decode, format!("the captured values: {e}")),
+        };
+    // SAFETY: the batch names this entry only together with the id of a `fn(&C, I) -> R`
+    // of the same binary (`RemoteMap::with_captures_pointer`), and the worker handshake
+    // checked the binary.
+    let f: fn(&C, I) -> R = unsafe { std::mem::transmute_copy::<usize, fn(&C, I) -> R>(&callee) };
+    K::with(owned, |captures| run_batch(items, |item| f(captures, item)))
 }
 
 /// Entry for a `fn(I) -> R` pointer sent along as the callee.

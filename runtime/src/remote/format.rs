@@ -385,6 +385,24 @@ struct Decoder<'de> {
     input: &'de [u8],
 }
 
+/// Decodes the value at the front of `input` through serde alone (it may borrow from
+/// `input`), and moves `input` past it.
+pub(crate) fn decode_borrowed<'de, T: de::Deserialize<'de>>(input: &mut &'de [u8]) -> Result<T> {
+    let mut decoder = Decoder { input };
+    let value = T::deserialize(&mut decoder)?;
+    *input = decoder.input;
+    Ok(value)
+}
+
+/// Decodes the value at the front of `input`, as [`encode_value`] wrote it, and moves
+/// `input` past it.
+pub(crate) fn decode_next<T: de::DeserializeOwned + 'static>(input: &mut &[u8]) -> Result<T> {
+    let mut decoder = Decoder { input };
+    let value = decode_value(&mut decoder)?;
+    *input = decoder.input;
+    Ok(value)
+}
+
 /// More elements than this beyond the bytes left is taken for corruption: every element
 /// but a zero-sized one takes at least a byte.
 const ZERO_SIZED_SLACK: u64 = 1 << 24;

@@ -138,9 +138,9 @@ mod tests {
         let mut held = Held::default();
         let (a_value, a) = live(10);
         let (_b_value, b) = live(10);
-        assert_eq!(told(&mut held, &[a.clone()]), [a.id() as i64]);
+        assert_eq!(told(&mut held, std::slice::from_ref(&a)), [a.id() as i64]);
         assert_eq!(told(&mut held, &[a.clone(), b.clone()]), [b.id() as i64]);
-        assert_eq!(told(&mut held, &[b.clone()]), []);
+        assert_eq!(told(&mut held, std::slice::from_ref(&b)), []);
         drop(a_value);
         attach::unregister(a.id());
         assert!(held.holds_dropped());
@@ -157,9 +157,9 @@ mod tests {
         let (_v1, one) = live(10);
         let (_v2, two) = live(10);
         let (_v3, three) = live(10);
-        told(&mut held, &[one.clone()]);
-        told(&mut held, &[two.clone()]);
-        told(&mut held, &[one.clone()]);
+        told(&mut held, std::slice::from_ref(&one));
+        told(&mut held, std::slice::from_ref(&two));
+        told(&mut held, std::slice::from_ref(&one));
         // 30 bytes would not fit: `two`, used longest ago, makes room; the batch's own stay.
         assert_eq!(
             told(&mut held, &[three.clone(), one.clone()]),

@@ -14,6 +14,7 @@
 //! the worker can make its own.
 
 pub(crate) mod attach;
+pub(crate) mod capture;
 mod entry;
 pub(crate) mod format;
 mod held;

@@ -6,7 +6,10 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
 use super::attach::{self, Attachment};
+use super::capture::CaptureKinds;
 use super::entry::{self, BatchOutcome, EntryFn, Failure};
 use super::format;
 use super::{Callee, EntryId, RemoteBatch};
@@ -41,7 +44,9 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Transferable for T {}
 /// How to move a batch of `I` inputs to a worker process and its `R` results back.
 pub struct RemoteMap<I, R> {
     form: RemoteForm,
-    encode: fn(Vec<I>) -> Result<Vec<u8>, String>,
+    /// The call's captured variables, for every batch to name (see `with_captures`).
+    captures: Option<CallCaptures>,
+    encode: fn(Vec<I>, &mut Vec<u8>) -> Result<(), String>,
     encode_one: fn(I, &mut Vec<u8>) -> Result<(), String>,
     decode: fn(&[u8]) -> Outcome<R>,
     decode_erased: ErasedDecode,
@@ -94,13 +99,28 @@ fn decode_typed<R: DeserializeOwned + 'static>(bytes: &[u8]) -> Outcome<R> {
     })
 }
 
-impl<I, R> Clone for RemoteMap<I, R> {
-    fn clone(&self) -> Self {
-        *self
-    }
+/// A call's encoded captures, alive (for workers to keep) while any batch map of the call is.
+#[derive(Clone, Debug)]
+struct CallCaptures {
+    attachment: Attachment,
+    /// The `Shared` values inside the captures, each its own attachment.
+    shared: Vec<Attachment>,
+    _alive: Arc<attach::Hold>,
 }
 
-impl<I, R> Copy for RemoteMap<I, R> {}
+impl<I, R> Clone for RemoteMap<I, R> {
+    fn clone(&self) -> Self {
+        RemoteMap {
+            form: self.form,
+            captures: self.captures.clone(),
+            encode: self.encode,
+            encode_one: self.encode_one,
+            decode: self.decode,
+            decode_erased: self.decode_erased,
+            encode_results: self.encode_results,
+        }
+    }
+}
 
 impl<I, R> RemoteMap<I, R> {
     /// The type-free part, for tasks that encode their own inputs.
@@ -123,12 +143,11 @@ impl<I, R> std::fmt::Debug for RemoteMap<I, R> {
     }
 }
 
-fn encode_vec<I: Serialize + 'static>(items: Vec<I>) -> Result<Vec<u8>, String> {
+fn encode_vec<I: Serialize + 'static>(items: Vec<I>, out: &mut Vec<u8>) -> Result<(), String> {
     // Sized up front from the items' in-memory size, a fair guess for the fixed-width
     // encoding: growing a buffer of megabytes by doubling costs more than the encoding.
-    let mut out = Vec::with_capacity(size_of_val(items.as_slice()).saturating_add(16));
-    format::encode_seq(&items, &mut out).map_err(|e| e.to_string())?;
-    Ok(out)
+    out.reserve(size_of_val(items.as_slice()).saturating_add(16));
+    format::encode_seq(&items, out).map_err(|e| e.to_string())
 }
 
 pub(crate) fn encode_one<I: Serialize + 'static>(item: I, out: &mut Vec<u8>) -> Result<(), String> {
@@ -149,6 +168,7 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
                 entry: EntryId::of_addr(entry::pointer_entry::<I, R> as EntryFn as usize),
                 callee: Callee::Pointer(EntryId::of_addr(f as usize)),
             },
+            captures: None,
             encode: encode_vec::<I>,
             encode_one: encode_one::<I>,
             decode: decode_typed::<R>,
@@ -164,12 +184,74 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
                 entry: EntryId::of_addr(entry::zero_sized_entry::<I, R, F> as EntryFn as usize),
                 callee: Callee::ZeroSized,
             },
+            captures: None,
             encode: encode_vec::<I>,
             encode_one: encode_one::<I>,
             decode: decode_typed::<R>,
             decode_erased: decode_into::<R>,
             encode_results: entry::encode_done::<R>,
         })
+    }
+}
+
+impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
+    /// Tasks that call a zero-sized closure of type `F` with the call's captured variables
+    /// `captures`, of kinds `K`: the captures are encoded now, once, and reach each worker
+    /// once. `None` if `F` captures data itself, or a captured value cannot travel.
+    pub fn with_captures<C, K, F>(captures: &C) -> Result<Option<Self>, String>
+    where
+        K: CaptureKinds<C>,
+        F: Fn(&C, I) -> R + Copy,
+    {
+        if size_of::<F>() != 0 {
+            return Ok(None);
+        }
+        let entry = entry::captured_entry::<C, K, I, R, F> as EntryFn;
+        Self::captured::<C, K>(captures, entry, Callee::ZeroSized)
+    }
+
+    /// As [`with_captures`](RemoteMap::with_captures), for a body that is a `fn` pointer.
+    pub fn with_captures_pointer<C, K>(
+        captures: &C,
+        f: fn(&C, I) -> R,
+    ) -> Result<Option<Self>, String>
+    where
+        K: CaptureKinds<C>,
+    {
+        let entry = entry::captured_pointer_entry::<C, K, I, R> as EntryFn;
+        let callee = Callee::Pointer(EntryId::of_addr(f as usize));
+        Self::captured::<C, K>(captures, entry, callee)
+    }
+
+    fn captured<C, K: CaptureKinds<C>>(
+        captures: &C,
+        entry: EntryFn,
+        callee: Callee,
+    ) -> Result<Option<Self>, String> {
+        if !K::travel() {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        let (encoded, shared) = attach::collect(|| K::encode(captures, &mut bytes));
+        encoded?;
+        let id = attach::next_id();
+        let alive = Arc::new(attach::hold(id));
+        Ok(Some(RemoteMap {
+            form: RemoteForm {
+                entry: EntryId::of_addr(entry as usize),
+                callee,
+            },
+            captures: Some(CallCaptures {
+                attachment: Attachment::new(id, Arc::new(bytes)),
+                shared,
+                _alive: alive,
+            }),
+            encode: encode_vec::<I>,
+            encode_one: encode_one::<I>,
+            decode: decode_typed::<R>,
+            decode_erased: decode_into::<R>,
+            encode_results: entry::encode_done::<R>,
+        }))
     }
 }
 
@@ -194,8 +276,18 @@ impl<I, R> RemoteMap<I, R> {
 
     /// Encodes a batch for a worker.
     pub(crate) fn batch(&self, items: Vec<I>) -> Result<RemoteBatch, String> {
-        let (payload, attachments) = attach::collect(|| (self.encode)(items));
-        Ok(self.form.batch(payload?, attachments))
+        let mut payload = Vec::new();
+        if let Some(captures) = &self.captures {
+            payload.extend_from_slice(&captures.attachment.id().to_le_bytes());
+        }
+        let (encoded, mut attachments) = attach::collect(|| (self.encode)(items, &mut payload));
+        encoded?;
+        if let Some(captures) = &self.captures {
+            // The captures' own shared values first: decoding the captures needs them.
+            attachments.extend(captures.shared.iter().cloned());
+            attachments.push(captures.attachment.clone());
+        }
+        Ok(self.form.batch(payload, attachments))
     }
 
     /// Decodes what a worker sent back.
@@ -244,6 +336,13 @@ impl<R> Shape<R> for Filtered {
 impl<I, R, F, K> std::fmt::Debug for RemoteProbe<I, R, F, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RemoteProbe")
+    }
+}
+
+impl<I, R, F, K> RemoteProbe<I, R, F, K> {
+    /// A probe of these types, whatever `F` is.
+    pub(crate) fn of_types() -> Self {
+        RemoteProbe(PhantomData)
     }
 }
 

@@ -1,0 +1,165 @@
+//! Comprehension bodies that use the caller's variables: the variables travel to worker
+//! processes once per call and worker, with the types they have in the caller.
+
+use parjob::{Parallel, parallel, parallel_backend};
+
+/// What a task saw: where it ran, and what it computed from the captures.
+type Seen = (u32, f64, usize, i64);
+
+fn score(data: &[f64], label: &str, offset: i64, i: u32) -> Seen {
+    let sum: f64 = data.iter().map(|x| x * f64::from(i)).sum();
+    (std::process::id(), sum, label.len(), offset + i64::from(i))
+}
+
+/// Library code: no backend argument, captures of three kinds.
+fn library(data: &[f64], label: &str, offset: i64) -> Result<Vec<Seen>, parjob::Error> {
+    parallel!(score(data, label, offset, i) for i in 0..12u32)
+}
+
+fn without_pids(seen: &[Seen]) -> Vec<(f64, usize, i64)> {
+    seen.iter().map(|&(_, s, l, o)| (s, l, o)).collect()
+}
+
+// The loky tests share the process-wide pool: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn a_library_comprehension_with_captures_runs_in_loky_workers() {
+    let _serial = serial();
+    let data: Vec<f64> = (0..1000).map(f64::from).collect();
+    let label = String::from("grid");
+    let threads = parallel_backend("threading")
+        .n_jobs(2)
+        .run(|| library(&data, &label, 7))
+        .unwrap()
+        .unwrap();
+    let loky = parallel_backend("loky")
+        .n_jobs(2)
+        .run(|| library(&data, &label, 7))
+        .unwrap()
+        .unwrap();
+    assert_eq!(without_pids(&loky), without_pids(&threads));
+    let me = std::process::id();
+    assert!(threads.iter().all(|s| s.0 == me));
+    assert!(
+        loky.iter().all(|s| s.0 != me),
+        "tasks ran in worker processes"
+    );
+}
+
+fn kept(_: u32) -> (usize, u64) {
+    parjob::__private::kept_shared()
+}
+
+#[test]
+fn captures_reach_a_worker_once_per_call() {
+    let _serial = serial();
+    let data: Vec<f64> = vec![1.5; 4096];
+    let p = || Parallel::new().backend("loky").n_jobs(2).batch_size(1);
+    let census = || {
+        p().run((0..8u32).map(|i| parjob::Delayed::remote(kept, i)))
+            .unwrap()
+    };
+    let before: u64 = census().iter().map(|k| k.1).max().unwrap_or(0);
+    let scope = parallel_backend("loky").n_jobs(2).enter().unwrap();
+    let data_ref = &data[..];
+    let out = parallel!(batch_size = 1; (data_ref.len(), kept(i)) for i in 0..16u32).unwrap();
+    drop(scope);
+    for (len, (held, received)) in &out {
+        assert_eq!(*len, 4096);
+        // One call: its captures are the one value each worker keeps, sent once.
+        assert_eq!(*held, 1);
+        assert!(
+            *received <= before + 1,
+            "sent more than once: {received} after {before}"
+        );
+    }
+    // After the call, workers let go of its captures.
+    let after = census();
+    assert!(after.iter().all(|k| k.0 == 0), "{after:?}");
+}
+
+#[test]
+fn conditions_and_nested_closures_see_the_captures() {
+    let _serial = serial();
+    let threshold = 5u64;
+    let factor = 3u64;
+    let words = vec!["a".to_string(), "bb".to_string()];
+    let expected: Vec<u64> = (0..20u64)
+        .filter(|x| x % threshold != 0)
+        .map(|x| (0..x).map(|y| y * factor).sum::<u64>() + words.len() as u64)
+        .collect();
+    for backend in ["sequential", "threading", "loky", "multiprocessing"] {
+        let _scope = parallel_backend(backend).n_jobs(2).enter().unwrap();
+        let out = parallel!(
+            (0..x).map(|y| y * factor).sum::<u64>() + words.len() as u64
+            for x in 0..20u64 if x % threshold != 0
+        )
+        .unwrap();
+        assert_eq!(out, expected, "{backend}");
+    }
+}
+
+#[test]
+fn a_function_named_as_a_value_and_a_struct_shorthand_travel() {
+    let _serial = serial();
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Row {
+        scale: f64,
+        value: f64,
+    }
+    fn double(x: f64) -> f64 {
+        x * 2.0
+    }
+    let scale = 0.5;
+    let _scope = parallel_backend("loky").n_jobs(2).enter().unwrap();
+    let out = parallel!(
+        Row { scale, value: [f64::from(i)].map(double)[0] * scale }
+        for i in 0..4u32
+    )
+    .unwrap();
+    let want: Vec<Row> = (0..4u32)
+        .map(|i| Row {
+            scale,
+            value: f64::from(i) * 2.0 * scale,
+        })
+        .collect();
+    assert_eq!(out, want);
+}
+
+#[test]
+fn a_capture_that_cannot_travel_keeps_the_call_on_threads() {
+    let _serial = serial();
+    // No serde: the call runs on threads, with the same results.
+    struct Opaque(u64);
+    let opaque = Opaque(40);
+    let _scope = parallel_backend("loky").n_jobs(2).enter().unwrap();
+    let me = std::process::id();
+    let out = parallel!((opaque.0 + u64::from(i), std::process::id()) for i in 0..4u32).unwrap();
+    assert_eq!(
+        out.iter().map(|o| o.0).collect::<Vec<_>>(),
+        [40, 41, 42, 43]
+    );
+    assert!(out.iter().all(|o| o.1 == me));
+}
+
+#[parjob::parallel_backend("loky", n_jobs = 2)]
+fn named_loky(data: &[f64], offset: i64) -> Result<Vec<(u32, f64)>, parjob::Error> {
+    parallel!((std::process::id(), data[i] + offset as f64) for i in 0..data.len())
+}
+
+#[test]
+fn a_process_backend_named_at_compile_time_takes_captures() {
+    let _serial = serial();
+    let data = [1.0, 2.0, 3.0];
+    let out = named_loky(&data, 10).unwrap();
+    assert_eq!(
+        out.iter().map(|o| o.1).collect::<Vec<_>>(),
+        [11.0, 12.0, 13.0]
+    );
+    assert!(out.iter().all(|o| o.0 != std::process::id()));
+}
