@@ -59,12 +59,13 @@ fn main() -> Result<(), Error> {
         .run((0..5).map(|i| Delayed::remote(crash_on, i)));
     println!("a crashing task: {}", crashed.unwrap_err());
 
-    // The pool healed; a closure that captures data stays on threads (with a warning).
+    // The pool healed. A body that uses the caller's variables takes them along: they reach
+    // each worker once per call.
     let scale = 10;
     let scaled = parallel_backend("loky")
         .n_jobs(2)
-        .run(|| parallel!(x * scale for x in 0..4))??;
-    println!("captured data, on threads: {scaled:?}");
+        .run(|| parallel!((x * scale, worker_pid(x)) for x in 0..4))??;
+    println!("captured data, in workers: {scaled:?}");
     let again = Parallel::new()
         .backend("loky")
         .n_jobs(2)

@@ -25,7 +25,7 @@ options:
   -h, --help          this text
 
 environment:
-  PARJOB_BENCH_PYTHON   an interpreter that has joblib, instead of the venv under target/
+  PARJOB_BENCH_PYTHON   an interpreter that has joblib and numpy, instead of the venv under target/
 ";
 
 /// Parsed options.

@@ -14,6 +14,8 @@ import time
 
 MASK = (1 << 64) - 1
 W4_LEN = 1 << 20
+W6_LEN = 1 << 23
+W7_TASKS_PER_CALL = 64
 
 
 def neg(x):
@@ -38,6 +40,18 @@ def vsum(v):
 
 def noop(x):
     return x
+
+
+def w6_data():
+    """Element j is j % 1000, as in Rust: a numpy array, which joblib memory-maps for its
+    workers once per call."""
+    import numpy
+
+    return numpy.arange(W6_LEN, dtype=numpy.float64) % 1000.0
+
+
+def w6_task(data, i):
+    return int(data.sum() * float(i % 7 + 1))
 
 
 _PATTERN = None
@@ -107,6 +121,22 @@ def run(Parallel, delayed, backend, workload, count, spin_us, jobs):
             for call in range(count):
                 out.extend(p(delayed(noop)(2 * call + i) for i in range(2)))
         t1 = time.perf_counter_ns()
+    elif workload == "W6":
+        data = w6_data()
+        t0 = time.perf_counter_ns()
+        out = P()(delayed(w6_task)(data, i) for i in range(count))
+        t1 = time.perf_counter_ns()
+        del data
+    elif workload == "W7":
+        data = w6_data()
+        out = []
+        t0 = time.perf_counter_ns()
+        with P() as p:
+            for call in range(count // W7_TASKS_PER_CALL):
+                first = call * W7_TASKS_PER_CALL
+                out.extend(p(delayed(w6_task)(data, i) for i in range(first, first + W7_TASKS_PER_CALL)))
+        t1 = time.perf_counter_ns()
+        del data
     elif workload == "RT":
         t0 = time.perf_counter_ns()
         out = P(batch_size=1, pre_dispatch=1)(delayed(noop)(x) for x in range(count))

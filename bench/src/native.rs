@@ -8,11 +8,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use parjob::remote::Transferable;
-use parjob::{Delayed, Parallel, parallel};
+use parjob::{Delayed, Parallel, Shared, parallel};
 use rayon::prelude::*;
 
 use crate::system::System;
-use crate::workload::{Checksum, Spec, Workload, neg, noop, spin, sum, w4_input};
+use crate::workload::{
+    Checksum, Spec, W7_TASKS_PER_CALL, Workload, neg, noop, spin, sum, w4_input, w6_data, w6_task,
+};
 
 /// A Rust system, ready to run workloads with `jobs` workers.
 pub struct NativeSystem {
@@ -107,6 +109,31 @@ impl NativeSystem {
                 let elapsed = start.elapsed();
                 Ok((elapsed, Checksum::of(&black_box(out), |v| v)))
             }
+            Workload::W6 => {
+                let data = w6_data();
+                let start = Instant::now();
+                let out = self.over_shared_data(&data, n)?;
+                let elapsed = start.elapsed();
+                Ok((elapsed, Checksum::of(&black_box(out), |v| v)))
+            }
+            Workload::W7 => {
+                let data = w6_data();
+                let shared = Shared::new(w6_data());
+                let calls = n / W7_TASKS_PER_CALL;
+                let mut out = Vec::with_capacity(n);
+                let start = Instant::now();
+                for call in 0..calls {
+                    let first = call * W7_TASKS_PER_CALL;
+                    let tasks = first..first + W7_TASKS_PER_CALL;
+                    if self.macro_form() {
+                        out.extend(w7_macro(self.backend(), self.n_jobs(), &shared, tasks)?);
+                    } else {
+                        out.extend(self.over_shared_data_range(&data, tasks)?);
+                    }
+                }
+                let elapsed = start.elapsed();
+                Ok((elapsed, Checksum::of(&black_box(out), |v| v)))
+            }
             Workload::Rt => {
                 let start = Instant::now();
                 let out = self.round_trips(n)?;
@@ -188,6 +215,42 @@ impl NativeSystem {
         }
     }
 
+    /// W6: tasks `0..n` over one data set that every task reads whole.
+    fn over_shared_data(&self, data: &[f64], n: usize) -> Result<Vec<u64>, String> {
+        if self.macro_form() {
+            return w6_macro(self.backend(), self.n_jobs(), data, n);
+        }
+        self.over_shared_data_range(data, 0..n)
+    }
+
+    /// Tasks `tasks` over `data`, on the systems that borrow it.
+    fn over_shared_data_range(
+        &self,
+        data: &[f64],
+        tasks: std::ops::Range<usize>,
+    ) -> Result<Vec<u64>, String> {
+        match self.system {
+            System::SeqLoop => Ok(tasks.map(|i| w6_task(data, i)).collect()),
+            System::Rayon => Ok(self
+                .rayon_pool()
+                .install(|| tasks.into_par_iter().map(|i| w6_task(data, i)).collect())),
+            System::ThreadScope => {
+                let first = tasks.start;
+                Ok(scope_map_indexed(
+                    tasks.len(),
+                    self.jobs,
+                    move |i| first + i,
+                    |i| w6_task(data, i),
+                ))
+            }
+            System::ParjobSequential | System::ParjobThreading => self
+                .parallel()
+                .map(tasks, |i| w6_task(data, i))
+                .map_err(|e| e.to_string()),
+            other => Err(format!("{} does not read shared data", other.id())),
+        }
+    }
+
     /// RT: `n` empty tasks, one batch of one task in flight at a time, so each task is a
     /// full round trip to a worker and back.
     fn round_trips(&self, n: usize) -> Result<Vec<u64>, String> {
@@ -218,6 +281,23 @@ impl NativeSystem {
 // The comprehension forms. The body calls a plain function on the pattern's binding only,
 // so that a process backend can take it; the backend is a run-time value, as in
 // `Parallel(backend=b)`.
+
+/// W6 as library code writes it: the body uses the caller's slice, which travels to worker
+/// processes once per call and worker.
+fn w6_macro(backend: &str, n_jobs: i32, data: &[f64], n: usize) -> Result<Vec<u64>, String> {
+    parallel!(backend, n_jobs = n_jobs; w6_task(data, i) for i in 0..n).map_err(|e| e.to_string())
+}
+
+/// One call of W7: the body uses a `Shared` value, which workers keep across calls.
+fn w7_macro(
+    backend: &str,
+    n_jobs: i32,
+    shared: &Shared<Vec<f64>>,
+    tasks: std::ops::Range<usize>,
+) -> Result<Vec<u64>, String> {
+    parallel!(backend, n_jobs = n_jobs; w6_task(shared, i) for i in tasks)
+        .map_err(|e| e.to_string())
+}
 
 fn w1_macro(backend: &str, n_jobs: i32, n: usize) -> Result<Vec<i64>, String> {
     parallel!(backend, n_jobs = n_jobs; neg(x) for x in 0..n as i64).map_err(|e| e.to_string())

@@ -28,7 +28,7 @@ pub struct Python {
 }
 
 impl Python {
-    /// Finds or makes the venv under `target_dir` and installs joblib into it. `Err` says,
+    /// Finds or makes the venv under `target_dir` and installs joblib and numpy into it. `Err` says,
     /// in one line, why the joblib rows cannot run.
     pub fn setup(target_dir: &Path, say: &dyn Fn(&str)) -> Result<Python, String> {
         let venv = target_dir.join("parjob-bench-venv");
@@ -90,9 +90,10 @@ fn make_venv(venv: &Path, python: &Path, say: &dyn Fn(&str)) -> Result<(), Strin
         "--quiet",
         "--disable-pip-version-check",
         "joblib",
+        "numpy",
     ]);
     run_quietly(pip, Duration::from_secs(300))
-        .map_err(|e| format!("`pip install joblib` failed, offline? ({e})"))
+        .map_err(|e| format!("`pip install joblib numpy` failed, offline? ({e})"))
 }
 
 /// `sys.version` and `joblib.__version__` of an interpreter.
@@ -100,7 +101,7 @@ fn versions(python: &Path) -> Result<(String, String), String> {
     let out = Command::new(python)
         .args([
             "-c",
-            "import sys, joblib; print(sys.version.split()[0], joblib.__version__)",
+            "import sys, joblib, numpy; print(sys.version.split()[0], joblib.__version__)",
         ])
         .stderr(Stdio::null())
         .output()
@@ -108,7 +109,10 @@ fn versions(python: &Path) -> Result<(String, String), String> {
     let text = String::from_utf8_lossy(&out.stdout);
     match text.split_whitespace().collect::<Vec<_>>().as_slice() {
         [py, joblib] if out.status.success() => Ok((py.to_string(), joblib.to_string())),
-        _ => Err(format!("{} cannot import joblib", python.display())),
+        _ => Err(format!(
+            "{} cannot import joblib and numpy",
+            python.display()
+        )),
     }
 }
 

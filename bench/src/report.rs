@@ -188,6 +188,15 @@ pub fn budgets(report: &Report) -> Vec<Budget> {
             out.push(evaluate(report, system, w, Rule::FasterThanJoblib(3.0)));
         }
     }
+    out.push(evaluate(report, ParjobLoky, W6, Rule::VsRayon(1.3)));
+    out.push(evaluate(
+        report,
+        ParjobMultiprocessing,
+        W6,
+        Rule::VsRayon(1.3),
+    ));
+    out.push(evaluate(report, ParjobMpi, W6, Rule::VsRayon(2.0)));
+    out.push(evaluate(report, ParjobLoky, W7, Rule::VsRayon(1.2)));
     out.push(evaluate(report, ParjobMpi, W2, Rule::VsRayon(1.5)));
     out.push(evaluate(report, ParjobMpi, Rt, Rule::PerUnit(20e-6)));
     out

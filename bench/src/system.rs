@@ -190,6 +190,9 @@ impl System {
                     | System::JoblibLoky
                     | System::JoblibMultiprocessing
             ),
+            // Shared data is the comprehension's captures (or a `Shared` value): the
+            // `Delayed::remote` form would copy it into every task.
+            Workload::W6 | Workload::W7 => self != System::ParjobLokyDelayed,
             _ => true,
         }
     }

@@ -1,4 +1,4 @@
-//! The workloads W1–W5 (DESIGN.md section 8) and the round-trip probe RT: their sizes, the
+//! The workloads W1–W7 (DESIGN.md section 8) and the round-trip probe RT: their sizes, the
 //! task functions every Rust system runs, the inputs, and the checksum that every system
 //! (the joblib script too) must reproduce.
 
@@ -6,6 +6,12 @@ use std::time::{Duration, Instant};
 
 /// Elements of a W4 input: 1,048,576 `f64`, 8 MiB.
 pub const W4_LEN: usize = 1 << 20;
+
+/// Elements of the data set W6 and W7 share: 8,388,608 `f64`, 64 MiB.
+pub const W6_LEN: usize = 1 << 23;
+
+/// Tasks in each call of W7.
+pub const W7_TASKS_PER_CALL: usize = 64;
 
 /// One workload of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,17 +28,23 @@ pub enum Workload {
     W5,
     /// Round trip: 2,000 empty tasks with `batch_size = 1`, one batch in flight at a time.
     Rt,
+    /// Shared data: 64 tasks that each read all of one captured 64 MiB `Vec<f64>`.
+    W6,
+    /// Shared data across calls: 20 calls of 64 W6 tasks over the same `Shared` value.
+    W7,
 }
 
 impl Workload {
     /// Every workload, in the order the report shows them.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 8] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
         Workload::W4,
         Workload::W5,
         Workload::Rt,
+        Workload::W6,
+        Workload::W7,
     ];
 
     /// The short name used on the command line, in the child protocol and in JSON.
@@ -44,6 +56,8 @@ impl Workload {
             Workload::W4 => "W4",
             Workload::W5 => "W5",
             Workload::Rt => "RT",
+            Workload::W6 => "W6",
+            Workload::W7 => "W7",
         }
     }
 
@@ -54,8 +68,8 @@ impl Workload {
             .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
     }
 
-    /// The size of the workload: tasks (W1–W4, RT) or calls (W5), and how long each task
-    /// spins (W2, W3). `quick` scales the sizes down for `--quick`.
+    /// The size of the workload: tasks (W1–W4, W6, W7, RT) or calls (W5), and how long each
+    /// task spins (W2, W3). `quick` scales the sizes down for `--quick`.
     pub fn spec(self, quick: bool) -> Spec {
         let (count, spin_us) = match (self, quick) {
             (Workload::W1, false) => (1_000_000, 0),
@@ -70,6 +84,10 @@ impl Workload {
             (Workload::W5, true) => (100, 0),
             (Workload::Rt, false) => (2_000, 0),
             (Workload::Rt, true) => (500, 0),
+            (Workload::W6, false) => (64, 0),
+            (Workload::W6, true) => (16, 0),
+            (Workload::W7, false) => (20 * W7_TASKS_PER_CALL, 0),
+            (Workload::W7, true) => (3 * W7_TASKS_PER_CALL, 0),
         };
         Spec {
             workload: self,
@@ -107,6 +125,11 @@ impl Spec {
             Workload::W4 => format!("{n} tasks × 8 MiB Vec<f64> → sum"),
             Workload::W5 => format!("{n} calls × 2 empty tasks"),
             Workload::Rt => format!("{n} empty tasks, batch_size=1, 1 batch in flight"),
+            Workload::W6 => format!("{n} tasks × read one captured 64 MiB Vec<f64>"),
+            Workload::W7 => format!(
+                "{} calls × {W7_TASKS_PER_CALL} W6 tasks over one Shared value",
+                self.count / W7_TASKS_PER_CALL
+            ),
         }
     }
 
@@ -132,6 +155,7 @@ impl Spec {
             Workload::W2 | Workload::W3 => (0..self.count as u64).for_each(|x| c.push(mix(x))),
             Workload::W4 => (0..self.count).for_each(|i| c.push(w4_sum(i))),
             Workload::W5 | Workload::Rt => (0..self.results() as u64).for_each(|x| c.push(x)),
+            Workload::W6 | Workload::W7 => (0..self.count).for_each(|i| c.push(w6_expected(i))),
         }
         c.value()
     }
@@ -208,6 +232,25 @@ pub fn noop(x: u64) -> u64 {
     x
 }
 
+/// The data set of W6 and W7: element `j` is `j mod 1000`.
+pub fn w6_data() -> Vec<f64> {
+    (0..W6_LEN).map(|j| (j % 1000) as f64).collect()
+}
+
+/// W6's and W7's task: reads all of the data set, weighted by the task's number (exact:
+/// small integers).
+pub fn w6_task(data: &[f64], i: usize) -> u64 {
+    let weight = (i % 7 + 1) as f64;
+    data.iter().map(|x| x * weight).sum::<f64>() as u64
+}
+
+/// What [`w6_task`] returns for task `i`, without reading the data.
+pub fn w6_expected(i: usize) -> u64 {
+    let full = (W6_LEN / 1000) as u64 * (0..1000u64).sum::<u64>();
+    let rest: u64 = (0..(W6_LEN % 1000) as u64).sum();
+    (full + rest) * (i % 7 + 1) as u64
+}
+
 /// The `i`-th W4 input: element `j` is `(i + j) mod 1000`.
 pub fn w4_input(i: usize) -> Vec<f64> {
     (0..W4_LEN).map(|j| ((i + j) % 1000) as f64).collect()
@@ -228,6 +271,14 @@ mod tests {
     fn the_w4_sum_formula_matches_the_data() {
         for i in [0, 1, 63, 999, 1000] {
             assert_eq!(sum(w4_input(i)) as u64, w4_sum(i), "input {i}");
+        }
+    }
+
+    #[test]
+    fn the_w6_formula_matches_the_data() {
+        let data = w6_data();
+        for i in [0, 1, 6, 7] {
+            assert_eq!(w6_task(&data, i), w6_expected(i), "task {i}");
         }
     }
 

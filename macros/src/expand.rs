@@ -329,6 +329,8 @@ fn captured_call(
         hidden("__parjob_results"),
         hidden("__parjob_body"),
     );
+    let stays = hidden("__parjob_stays");
+    let name_strings = names.iter().map(|n| LitStr::new(&n.to_string(), n.span()));
     let kinds_value = quote! {
         (#((&&&&&&&&&::parjob::__private::CaptureProbe::of(&#names)).kind(),)*)
     };
@@ -365,7 +367,7 @@ fn captured_call(
             let #remote = ::parjob::__private::captured_remote(
                 (&::parjob::__private::CapturedPointerProbe(#body_fn)).remote_map(&#captures, #kinds)
             );
-            ::parjob::__private::#job_fn(#items, #captures, #body_fn).run(#builder, #remote, ::core::option::Option::None)
+            ::parjob::__private::#job_fn(#items, #captures, #body_fn).run(#builder, #remote, ::core::option::Option::None, ::core::option::Option::None)
         });
     }
     quote!({
@@ -384,7 +386,8 @@ fn captured_call(
         );
         #[allow(clippy::needless_borrow)]
         let #results = (&&&#job.results_probe()).result_codec();
-        #job.run(#builder, #remote, #results)
+        let #stays = ::parjob::__private::captures_stay(#job.captures(), &#kinds, &[#(#name_strings),*]);
+        #job.run(#builder, #remote, #results, #stays)
     })
 }
 

@@ -133,7 +133,7 @@ impl<It: IntoIterator, F, K> Comprehension<It, F, K> {
         K::Out: Send,
         F: Fn(It::Item) -> K::Out + Sync,
     {
-        let outs = parallel.map_maybe_remote(self.items, self.body, remote, results)?;
+        let outs = parallel.map_maybe_remote(self.items, self.body, remote, results, None)?;
         Ok(K::collect(outs))
     }
 }
@@ -315,6 +315,7 @@ impl<It: IntoIterator, C, F, K> Captured<It, C, F, K> {
         parallel: Parallel,
         remote: Option<RemoteMap<It::Item, K::Out>>,
         results: Option<ResultCodec<K::Out>>,
+        stays_because: Option<String>,
     ) -> Result<Vec<R>, Error>
     where
         K: Collect<R>,
@@ -330,7 +331,7 @@ impl<It: IntoIterator, C, F, K> Captured<It, C, F, K> {
             ..
         } = self;
         let call = |item| body(&captures, item);
-        let outs = parallel.map_maybe_remote(items, call, remote, results)?;
+        let outs = parallel.map_maybe_remote(items, call, remote, results, stays_because)?;
         Ok(K::collect(outs))
     }
 }
@@ -435,6 +436,30 @@ pub trait CapturedShared<C, I, O> {
 }
 
 impl<C, I, R, F, K: Shape<R>> CapturedShared<C, I, K::Out> for CapturedProbe<C, I, R, F, K> {}
+
+/// Names the captures that cannot travel (`names` in the order of `kinds`), for the
+/// warning a call that then runs on threads gives.
+pub fn captures_stay<C, KS: CaptureKinds<C>>(
+    _captures: &C,
+    _kinds: &KS,
+    names: &[&str],
+) -> Option<String> {
+    let stay: Vec<String> = KS::staying()
+        .into_iter()
+        .map(|(i, type_name)| format!("`{}` (a `{type_name}`)", names.get(i).unwrap_or(&"?")))
+        .collect();
+    (!stay.is_empty()).then(|| {
+        format!(
+            "the captured {} cannot be sent there: {} without serde's traits",
+            if stay.len() == 1 {
+                "variable"
+            } else {
+                "variables"
+            },
+            stay.join(", ")
+        )
+    })
+}
 
 /// The remote form of a comprehension with captures, or none if a capture would not encode
 /// (reported once, and the call runs on threads).

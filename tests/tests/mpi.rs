@@ -160,6 +160,13 @@ fn shared_sum(data: parjob::Shared<Vec<u64>>, _task: u32) -> (usize, u64, usize,
     )
 }
 
+/// Library code: a comprehension whose body uses the caller's slice, text and number.
+fn captured_scores(data: &[f64], label: &str, offset: i64) -> Result<Vec<(usize, f64)>, Error> {
+    parallel!(batch_size = 1;
+        (rank_of(i), data.iter().sum::<f64>() * f64::from(i) + (label.len() as i64 + offset) as f64)
+        for i in 0..24u32)
+}
+
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
@@ -242,6 +249,18 @@ fn checks() -> Result<(), String> {
         workers == 0 || started.elapsed() < Duration::from_millis(1_500),
         || format!("the timeout took {:?} to come back", started.elapsed()),
     )?;
+
+    // Captured variables travel to the ranks, with the values they have here.
+    let data: Vec<f64> = (1..=100).map(f64::from).collect();
+    let scores = captured_scores(&data, "mpi", 2).map_err(|e| e.to_string())?;
+    for (i, &(rank, score)) in scores.iter().enumerate() {
+        check(score == 5050.0 * i as f64 + 5.0, || {
+            format!("score {i} is {score}")
+        })?;
+        check(workers == 0 || rank >= 1, || {
+            format!("task {i} ran on rank {rank}")
+        })?;
+    }
 
     // A `Shared` value reaches each rank once, whatever the number of batches and calls, and
     // ranks drop it when rank 0 does.

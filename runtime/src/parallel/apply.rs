@@ -226,6 +226,12 @@ pub(crate) trait Remote<I>: Apply<I> {
     fn fork_codec(&self) -> Option<ResultCodec<Self::Out>> {
         None
     }
+
+    /// Why the tasks cannot leave this process, when the macros could name it (a captured
+    /// variable whose type lacks serde).
+    fn stays_because(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<I, R: Send, F: Fn(I) -> R> Remote<I> for MapFn<F> {}
@@ -242,6 +248,8 @@ pub(crate) struct RemoteMapFn<F, I, R> {
     pub(crate) remote: Option<RemoteMap<I, R>>,
     /// Set when the results implement serde's traits, whatever the inputs and the closure.
     pub(crate) results: Option<ResultCodec<R>>,
+    /// Why there is no remote form, when the macros could name it.
+    pub(crate) stays_because: Option<String>,
 }
 
 impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
@@ -294,6 +302,10 @@ impl<I, R: Send, F: Fn(I) -> R> Remote<I> for RemoteMapFn<F, I, R> {
 
     fn fork_codec(&self) -> Option<ResultCodec<R>> {
         self.results.or(self.remote.as_ref().map(|m| m.results()))
+    }
+
+    fn stays_because(&self) -> Option<&str> {
+        self.stays_because.as_deref()
     }
 }
 

@@ -285,20 +285,28 @@ where
         detach(sink)
     }
 
+    /// Says, once per call, that tasks run on threads instead of the backend's processes:
+    /// as a `tracing` warning, and on stderr at `verbose > 0`.
     fn warn_fallback(&mut self) {
-        if !self.fell_back {
-            self.fell_back = true;
-            if self.plan.backend.workers() == Workers::Forks {
-                tracing::warn!(
-                    "parjob: backend `{}` runs tasks in forked processes, but the results of these tasks cannot come back from one (their type lacks serde, or is a reference); running them on threads",
-                    self.plan.backend.name()
-                );
-            } else {
-                tracing::warn!(
-                    "parjob: backend `{}` runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde); running them on threads",
-                    self.plan.backend.name()
-                );
-            }
+        if self.fell_back {
+            return;
+        }
+        self.fell_back = true;
+        let backend = self.plan.backend.name();
+        let message = match (self.plan.backend.workers(), self.apply.stays_because()) {
+            (Workers::Forks, _) => format!(
+                "parjob: backend `{backend}` runs tasks in forked processes, but the results of these tasks cannot come back from one (their type lacks serde, or is a reference); running them on threads"
+            ),
+            (_, Some(why)) => format!(
+                "parjob: backend `{backend}` runs tasks in other processes, but {why}; running them on threads"
+            ),
+            _ => format!(
+                "parjob: backend `{backend}` runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde); running them on threads"
+            ),
+        };
+        tracing::warn!("{message}");
+        if self.plan.verbose > 0 {
+            eprintln!("{message}");
         }
     }
 

@@ -513,6 +513,7 @@ impl Parallel {
         f: F,
         remote: Option<crate::remote::RemoteMap<It::Item, R>>,
         results: Option<crate::remote::ResultCodec<R>>,
+        stays_because: Option<String>,
     ) -> Result<Vec<R>, Error>
     where
         It: IntoIterator,
@@ -526,6 +527,7 @@ impl Parallel {
                 map: MapFn(f),
                 remote,
                 results,
+                stays_because,
             },
         )
     }

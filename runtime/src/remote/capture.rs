@@ -41,6 +41,11 @@ pub trait CaptureKind<T>: Copy {
     fn travels() -> bool {
         true
     }
+
+    /// The captured variable's type, for messages.
+    fn type_name() -> &'static str {
+        std::any::type_name::<T>()
+    }
 }
 
 /// The numbers whose vectors travel as one block of memory.
@@ -252,6 +257,9 @@ pub trait CaptureKinds<C>: Copy {
     /// Whether every capture can travel.
     fn travel() -> bool;
 
+    /// The positions and types of the captures that cannot travel.
+    fn staying() -> Vec<(usize, &'static str)>;
+
     /// Encodes every capture, in order.
     fn encode(captures: &C, out: &mut Vec<u8>) -> Result<(), String>;
 
@@ -269,6 +277,14 @@ macro_rules! capture_tuples {
 
             fn travel() -> bool {
                 $($k::travels())&&+
+            }
+
+            fn staying() -> Vec<(usize, &'static str)> {
+                let mut out = Vec::new();
+                $(if !$k::travels() {
+                    out.push(($i, $k::type_name()));
+                })+
+                out
             }
 
             fn encode(captures: &($(&'c $t,)+), out: &mut Vec<u8>) -> Result<(), String> {
