@@ -163,3 +163,24 @@ fn a_process_backend_named_at_compile_time_takes_captures() {
     );
     assert!(out.iter().all(|o| o.0 != std::process::id()));
 }
+
+#[test]
+fn at_verbose_one_a_fallback_names_the_capture_that_cannot_travel() {
+    if !parjob_tests::is_child() {
+        let (ok, _, stderr) = parjob_tests::rerun_test(
+            "at_verbose_one_a_fallback_names_the_capture_that_cannot_travel",
+            &[],
+        );
+        assert!(ok, "{stderr}");
+        assert!(
+            stderr.contains("`opaque` (a `") && stderr.contains("running them on threads"),
+            "stderr: {stderr}"
+        );
+        return;
+    }
+    struct Opaque(u64);
+    let opaque = Opaque(1);
+    let _scope = parallel_backend("loky").n_jobs(2).verbose(1).enter().unwrap();
+    let out = parallel!(opaque.0 + x for x in 0..4u64).unwrap();
+    assert_eq!(out, [1, 2, 3, 4]);
+}
