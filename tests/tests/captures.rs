@@ -180,7 +180,11 @@ fn at_verbose_one_a_fallback_names_the_capture_that_cannot_travel() {
     }
     struct Opaque(u64);
     let opaque = Opaque(1);
-    let _scope = parallel_backend("loky").n_jobs(2).verbose(1).enter().unwrap();
+    let _scope = parallel_backend("loky")
+        .n_jobs(2)
+        .verbose(1)
+        .enter()
+        .unwrap();
     let out = parallel!(opaque.0 + x for x in 0..4u64).unwrap();
     assert_eq!(out, [1, 2, 3, 4]);
 }

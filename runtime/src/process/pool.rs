@@ -615,16 +615,32 @@ fn run(
     }
 }
 
-/// Sends `worker` what [`Held::sync`](crate::remote::Held::sync) tells it.
+/// Sends `worker` what [`Held::sync`](crate::remote::Held::sync) tells it: a large
+/// attachment as a memory file every worker maps, a small one through the pipe.
 fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
     match step {
         Tell::Forget(ids) => worker.send(&ToWorker::Forget { ids: ids.to_vec() }, &[]),
-        Tell::Keep(a) => worker.send(&ToWorker::Attach { id: a.id() }, a.bytes()),
+        Tell::Keep(a) => {
+            #[cfg(target_os = "linux")]
+            if a.bytes().len() >= super::shm::MIN_FILE
+                && let Some(file) = super::shm::shared_file(a)
+            {
+                let msg = ToWorker::AttachFile {
+                    id: a.id(),
+                    fd: file.raw_fd(),
+                    len: file.len() as u64,
+                };
+                return worker.send(&msg, &[]);
+            }
+            worker.send(&ToWorker::Attach { id: a.id() }, a.bytes())
+        }
     }
 }
 
 /// Tells `worker` to forget the attachments the caller dropped, if it holds any.
 fn forget_dropped(worker: &mut WorkerProcess) -> Result<(), WireError> {
+    #[cfg(target_os = "linux")]
+    super::shm::prune_files();
     if !worker.held.holds_dropped() {
         return Ok(());
     }

@@ -71,6 +71,9 @@ pub(crate) enum ToWorker {
     Attach { id: u64 },
     /// Drop these attachments: the parent no longer holds them.
     Forget { ids: Vec<u64> },
+    /// Keep attachment `id`, whose `len` bytes are in the parent's memory file `fd`: map it
+    /// (through `/proc/<parent>/fd/<fd>`) rather than receive a copy.
+    AttachFile { id: u64, fd: i32, len: u64 },
 }
 
 impl ToWorker {

@@ -106,6 +106,9 @@ pub(crate) fn serve(
             Ok(Some((ToWorker::Attach { id }, bytes))) => {
                 crate::remote::attach::keep(id, std::sync::Arc::new(bytes));
             }
+            Ok(Some((ToWorker::AttachFile { id, fd, len }, _))) => {
+                keep_file(parent_pid, id, fd, len);
+            }
             Ok(Some((ToWorker::Forget { ids }, _))) => crate::remote::attach::forget(&ids),
             Ok(Some((ToWorker::Hello { .. }, _))) => {
                 return protocol_error("a second handshake");
@@ -115,6 +118,27 @@ pub(crate) fn serve(
             Err(e) => return protocol_error(e),
         }
     }
+}
+
+/// Maps attachment `id` from the parent's memory file `fd`, and keeps it.
+#[cfg(target_os = "linux")]
+fn keep_file(parent_pid: u32, id: u64, fd: i32, len: u64) {
+    let mapped = usize::try_from(len)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|len| super::shm::Mapping::open(parent_pid, fd, len));
+    match mapped {
+        Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
+        // The batches that need it fail with an error that says it was not received.
+        Err(e) => eprintln!(
+            "parjob: worker {} cannot map a shared value from its parent ({e}); is /proc mounted?",
+            std::process::id()
+        ),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn keep_file(_parent_pid: u32, _id: u64, _fd: i32, _len: u64) {
+    eprintln!("parjob: a shared value in a memory file reached a worker on a system without them");
 }
 
 /// Takes the two inherited pipe ends as this process's channel to its parent, dying with the

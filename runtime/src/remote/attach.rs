@@ -216,8 +216,12 @@ pub(crate) fn record(id: u64, bytes: impl FnOnce() -> Arc<Vec<u8>>) -> bool {
 // A worker's store
 // ---------------------------------------------------------------------------------------
 
+/// The encoded bytes of an attachment a worker keeps: received through a pipe, or a mapping
+/// of a memory file its parent wrote once for all workers.
+pub(crate) type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 struct Held {
-    bytes: Arc<Vec<u8>>,
+    bytes: Bytes,
     /// The value decoded from `bytes`, and its type.
     decoded: Option<(TypeId, Arc<dyn Any + Send + Sync>)>,
     /// A value decoded from `bytes` that may borrow from them (a call's captures).
@@ -246,7 +250,7 @@ fn tick() -> u64 {
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
 
 /// Keeps an attachment a parent sent; it stays until [`forget`] names it.
-pub(crate) fn keep(id: u64, bytes: Arc<Vec<u8>>) {
+pub(crate) fn keep(id: u64, bytes: Bytes) {
     RECEIVED.fetch_add(1, Ordering::Relaxed);
     let mut store = store().lock().recover();
     let held = store.entry(id).or_insert_with(|| Held {
@@ -275,7 +279,7 @@ pub(crate) fn keep_from_batch(attachments: &[Attachment]) {
         store.insert(
             a.id,
             Held {
-                bytes: Arc::clone(&a.bytes),
+                bytes: Arc::clone(&a.bytes) as Bytes,
                 decoded: None,
                 borrowing: None,
                 managed: false,
@@ -341,7 +345,7 @@ pub(crate) fn resolve<T: Send + Sync + 'static>(
         }
     };
     // Decoded without the lock: the value may hold shared values of its own.
-    let value = Arc::new(decode(&bytes)?);
+    let value = Arc::new(decode((*bytes).as_ref())?);
     let mut store = store().lock().recover();
     if let Some(held) = store.get_mut(&id) {
         match &held.decoded {
@@ -353,7 +357,7 @@ pub(crate) fn resolve<T: Send + Sync + 'static>(
             }
             _ => {
                 // Decoded once: the encoded copy is no longer needed.
-                held.bytes = Arc::new(Vec::new());
+                held.bytes = Arc::new(Vec::new()) as Bytes;
                 held.decoded = Some((
                     TypeId::of::<T>(),
                     Arc::clone(&value) as Arc<dyn Any + Send + Sync>,
@@ -371,7 +375,7 @@ pub(crate) struct Decoded {
     /// The value's type, by name: the type may name lifetimes, so it has no `TypeId`.
     type_name: &'static str,
     /// Dropped after the value (fields drop after `Drop::drop`).
-    _bytes: Arc<Vec<u8>>,
+    _bytes: Bytes,
 }
 
 // SAFETY: `resolve_borrowing` makes a `Decoded` only of a `Send + Sync` value; the bytes
@@ -422,7 +426,8 @@ pub(crate) fn resolve_borrowing<T: Send + Sync>(
     };
     // SAFETY: the bytes live as long as the `Decoded` that holds the value decoded from
     // them, which keeps them (its last field).
-    let input: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(&bytes[..]) };
+    let input: &'static [u8] =
+        unsafe { std::mem::transmute::<&[u8], &'static [u8]>((*bytes).as_ref()) };
     let value = Box::into_raw(Box::new(decode(input)?));
     let decoded = Arc::new(Decoded {
         value: value.cast::<()>(),

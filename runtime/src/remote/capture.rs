@@ -46,6 +46,12 @@ pub trait CaptureKind<T>: Copy {
     fn type_name() -> &'static str {
         std::any::type_name::<T>()
     }
+
+    /// About how many bytes the encoding takes, to make room once.
+    fn size_hint(value: &T) -> usize {
+        let _ = value;
+        0
+    }
 }
 
 /// The numbers whose vectors travel as one block of memory.
@@ -119,15 +125,66 @@ fn error(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Numbers a worker received: read in place from the bytes it keeps when they are aligned
+/// for `N`, else a copy.
+#[derive(Debug)]
+pub enum Numbers<N: 'static> {
+    /// The numbers in the received bytes.
+    InPlace(&'static [N]),
+    /// A copy.
+    Copied(Vec<N>),
+}
+
+impl<N: Number> Numbers<N> {
+    fn as_slice(&self) -> &[N] {
+        match self {
+            Numbers::InPlace(s) => s,
+            Numbers::Copied(v) => v,
+        }
+    }
+
+    /// Takes the numbers `encode_seq` wrote at the front of `input`.
+    fn take(input: &mut &'static [u8]) -> Result<Self, String> {
+        let Some((count, rest)) = input.split_first_chunk::<8>() else {
+            return Err("the captured numbers are cut short".into());
+        };
+        let count = usize::try_from(u64::from_le_bytes(*count)).map_err(error)?;
+        let len = count
+            .checked_mul(size_of::<N>())
+            .filter(|&len| len <= rest.len())
+            .ok_or("the captured numbers are cut short")?;
+        let (numbers, after) = rest.split_at(len);
+        let in_place = cfg!(target_endian = "little")
+            && (numbers.as_ptr() as usize).is_multiple_of(align_of::<N>());
+        let numbers = if in_place {
+            // SAFETY: `numbers` holds `count` values of `N` (checked above), is aligned for
+            // `N`, and `N` is a primitive number (`Number`): every bit pattern is a value and
+            // the little-endian encoding is its memory on this little-endian machine. The
+            // bytes live as long as the worker keeps them, which outlives this value.
+            Numbers::InPlace(unsafe {
+                std::slice::from_raw_parts(numbers.as_ptr().cast::<N>(), count)
+            })
+        } else {
+            let mut whole = &input[..8 + len];
+            Numbers::Copied(format::decode_next::<Vec<N>>(&mut whole).map_err(error)?)
+        };
+        *input = after;
+        Ok(numbers)
+    }
+}
+
 impl<'a, N: Number> CaptureKind<&'a [N]> for NumbersKind<N> {
-    type Owned = Vec<N>;
+    type Owned = Numbers<N>;
     fn encode(value: &&'a [N], out: &mut Vec<u8>) -> Result<(), String> {
         format::encode_seq(value, out).map_err(error)
     }
-    fn decode(input: &mut &'static [u8]) -> Result<Vec<N>, String> {
-        format::decode_next::<Vec<N>>(input).map_err(error)
+    fn decode(input: &mut &'static [u8]) -> Result<Numbers<N>, String> {
+        Numbers::take(input)
     }
-    unsafe fn view<'o>(owned: &'o Vec<N>, slot: &'o mut MaybeUninit<&'a [N]>) -> &'o &'a [N] {
+    fn size_hint(value: &&'a [N]) -> usize {
+        8 + size_of_val(*value)
+    }
+    unsafe fn view<'o>(owned: &'o Numbers<N>, slot: &'o mut MaybeUninit<&'a [N]>) -> &'o &'a [N] {
         // SAFETY: the caller's promise, passed on.
         unsafe { reference(owned.as_slice(), slot) }
     }
@@ -144,6 +201,9 @@ impl<N: Number> CaptureKind<Vec<N>> for NumberVecKind<N> {
     unsafe fn view<'o>(owned: &'o Vec<N>, _slot: &'o mut MaybeUninit<Vec<N>>) -> &'o Vec<N> {
         owned
     }
+    fn size_hint(value: &Vec<N>) -> usize {
+        8 + size_of_val(value.as_slice())
+    }
 }
 
 impl<'a, N: Number> CaptureKind<&'a Vec<N>> for NumberVecRefKind<N> {
@@ -157,6 +217,9 @@ impl<'a, N: Number> CaptureKind<&'a Vec<N>> for NumberVecRefKind<N> {
     unsafe fn view<'o>(owned: &'o Vec<N>, slot: &'o mut MaybeUninit<&'a Vec<N>>) -> &'o &'a Vec<N> {
         // SAFETY: the caller's promise, passed on.
         unsafe { reference(owned, slot) }
+    }
+    fn size_hint(value: &&'a Vec<N>) -> usize {
+        8 + size_of_val(value.as_slice())
     }
 }
 
@@ -288,6 +351,7 @@ macro_rules! capture_tuples {
             }
 
             fn encode(captures: &($(&'c $t,)+), out: &mut Vec<u8>) -> Result<(), String> {
+                out.reserve(0 $(+ $k::size_hint(captures.$i))+);
                 $($k::encode(captures.$i, out)?;)+
                 Ok(())
             }
