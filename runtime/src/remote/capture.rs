@@ -12,10 +12,10 @@
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::format;
-use super::probe::Transferable;
 
 /// How a captured variable of type `T` travels and is seen again in a worker.
 pub trait CaptureKind<T>: Copy {
@@ -55,7 +55,7 @@ pub trait CaptureKind<T>: Copy {
 }
 
 /// The numbers whose vectors travel as one block of memory.
-pub trait Number: Transferable + Copy + Sync {}
+pub trait Number: Serialize + DeserializeOwned + Copy + Send + Sync + 'static {}
 
 macro_rules! numbers {
     ($($t:ty),*) => {$( impl Number for $t {} )*};
