@@ -123,9 +123,9 @@ fn pools_are_reused_across_calls() {
         .unwrap()
         .into_iter()
         .collect();
-    assert!(first.len() <= 3 && second.len() <= 3);
+    // Each call may use any of the pool's threads; together they are still one pool's.
     assert!(
-        second.is_subset(&first) || first.is_subset(&second),
+        first.union(&second).count() <= 3,
         "{first:?} vs {second:?}"
     );
     let ids_a: std::collections::BTreeSet<String> = Parallel::new()
