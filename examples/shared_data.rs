@@ -33,10 +33,15 @@ fn cross_val_scores(x: &[f64], y: &[u8], grid: &[f64]) -> Result<Vec<f64>, Error
         accuracy(x, y, (k % FOLDS) * fold..(k % FOLDS + 1) * fold, grid[k / FOLDS])
         for k in 0..grid.len() * FOLDS
     )?;
-    Ok(per_fold
+    Ok(mean_per_threshold(&per_fold))
+}
+
+/// The mean over the folds of each threshold's accuracies.
+fn mean_per_threshold(per_fold: &[f64]) -> Vec<f64> {
+    per_fold
         .chunks(FOLDS)
         .map(|c| c.iter().sum::<f64>() / FOLDS as f64)
-        .collect())
+        .collect()
 }
 
 /// The same search over a `Shared` data set: workers keep it across calls.
@@ -47,10 +52,7 @@ fn shared_scores(data: &Shared<(Vec<f64>, Vec<u8>)>, grid: &[f64]) -> Result<Vec
         accuracy(&data.0, &data.1, (k % FOLDS) * fold..(k % FOLDS + 1) * fold, grid[k / FOLDS])
         for k in 0..grid.len() * FOLDS
     )?;
-    Ok(per_fold
-        .chunks(FOLDS)
-        .map(|c| c.iter().sum::<f64>() / FOLDS as f64)
-        .collect())
+    Ok(mean_per_threshold(&per_fold))
 }
 
 fn main() -> Result<(), Error> {

@@ -124,10 +124,7 @@ fn pools_are_reused_across_calls() {
         .into_iter()
         .collect();
     // Each call may use any of the pool's threads; together they are still one pool's.
-    assert!(
-        first.union(&second).count() <= 3,
-        "{first:?} vs {second:?}"
-    );
+    assert!(first.union(&second).count() <= 3, "{first:?} vs {second:?}");
     let ids_a: std::collections::BTreeSet<String> = Parallel::new()
         .n_jobs(3)
         .map(0..60, |_| format!("{:?}", std::thread::current().id()))

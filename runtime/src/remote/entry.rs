@@ -136,22 +136,9 @@ where
             "the task's closure captures data and cannot run in another process".into(),
         );
     }
-    let Some((id, items)) = input.split_first_chunk::<8>() else {
-        return failed(
-            0,
-            FailureKind::Decode,
-            "a batch without its captures".into(),
-        );
-    };
-    let (_keep, owned) =
-        match attach::resolve_borrowing::<K::Owned>(u64::from_le_bytes(*id), K::decode) {
-            // SAFETY: the value stays valid while `_keep` lives, to the end of this function.
-            Ok((keep, owned)) => (keep, unsafe { &*owned }),
-            Err(e) => return failed(0, FailureKind::Decode, format!("the captured values: {e}")),
-        };
     // SAFETY: as in `zero_sized_entry`.
     let f: F = unsafe { std::mem::zeroed() };
-    K::with(owned, |captures| run_batch(items, |item| f(captures, item)))
+    run_captured::<C, K, I, R>(input, f)
 }
 
 /// As [`captured_entry`], for a `fn(&C, I) -> R` pointer sent along as the callee.
@@ -168,6 +155,21 @@ where
             "no function was sent with the batch".into(),
         );
     }
+    // SAFETY: the batch names this entry only together with the id of a `fn(&C, I) -> R`
+    // of the same binary (`RemoteMap::with_captures_pointer`), and the worker handshake
+    // checked the binary.
+    let f: fn(&C, I) -> R = unsafe { std::mem::transmute_copy::<usize, fn(&C, I) -> R>(&callee) };
+    run_captured::<C, K, I, R>(input, f)
+}
+
+/// Runs a batch whose payload starts with the id of its call's captures: `f` gets them,
+/// seen again from what this worker keeps, with each input.
+fn run_captured<C, K, I, R>(input: &[u8], f: impl Fn(&C, I) -> R) -> Vec<u8>
+where
+    K: CaptureKinds<C>,
+    I: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
     let Some((id, items)) = input.split_first_chunk::<8>() else {
         return failed(
             0,
@@ -181,10 +183,6 @@ where
             Ok((keep, owned)) => (keep, unsafe { &*owned }),
             Err(e) => return failed(0, FailureKind::Decode, format!("the captured values: {e}")),
         };
-    // SAFETY: the batch names this entry only together with the id of a `fn(&C, I) -> R`
-    // of the same binary (`RemoteMap::with_captures_pointer`), and the worker handshake
-    // checked the binary.
-    let f: fn(&C, I) -> R = unsafe { std::mem::transmute_copy::<usize, fn(&C, I) -> R>(&callee) };
     K::with(owned, |captures| run_batch(items, |item| f(captures, item)))
 }
 
