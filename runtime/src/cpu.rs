@@ -1,5 +1,6 @@
 //! How many cpus this process may use.
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 /// The number of cpus this process may run on: the smallest of the cpus online, the
@@ -20,12 +21,48 @@ pub fn cpu_count() -> usize {
 }
 
 fn detect_cpu_count() -> usize {
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut n = affinity_cpus().map_or(online, |a| a.min(online));
-    if let Some(quota) = cgroup_quota_cpus() {
+    count_from(&Sources {
+        online: online_cpus(),
+        affinity: affinity_cpus(),
+        membership: Path::new("/proc/self/cgroup"),
+        cgroup_root: Path::new("/sys/fs/cgroup"),
+    })
+}
+
+/// What the count is made of: the figures of this system, or those a test makes up.
+struct Sources<'a> {
+    online: usize,
+    affinity: Option<usize>,
+    /// The process's `/proc/self/cgroup`.
+    membership: &'a Path,
+    /// Where the cgroup hierarchies are mounted.
+    cgroup_root: &'a Path,
+}
+
+fn count_from(sources: &Sources<'_>) -> usize {
+    let online = sources.online.max(1);
+    let mut n = sources.affinity.map_or(online, |a| a.min(online));
+    if let Some(quota) = cgroup_quota_cpus(sources.membership, sources.cgroup_root) {
         n = n.min(quota);
     }
     n.max(1)
+}
+
+/// The cpus online, without any quota applied (`available_parallelism` applies the cgroup
+/// quota itself, rounded down, which would undo the rounding up here).
+#[cfg(unix)]
+fn online_cpus() -> usize {
+    // SAFETY: `sysconf` with a valid name has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+#[cfg(not(unix))]
+fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(target_os = "linux")]
@@ -49,8 +86,9 @@ fn affinity_cpus() -> Option<usize> {
 
 /// The cpu quota of this process's cgroup and of every ancestor, the tightest one, in whole
 /// cpus rounded up.
-fn cgroup_quota_cpus() -> Option<usize> {
-    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+fn cgroup_quota_cpus(membership: &Path, root: &Path) -> Option<usize> {
+    let membership = std::fs::read_to_string(membership).ok()?;
+    let root = root.to_str()?;
     let mut best: Option<usize> = None;
     let mut keep = |q: Option<usize>| {
         if let Some(q) = q {
@@ -65,7 +103,7 @@ fn cgroup_quota_cpus() -> Option<usize> {
         };
         if controllers.is_empty() {
             // cgroup v2: one unified hierarchy.
-            for dir in ancestors("/sys/fs/cgroup", path) {
+            for dir in ancestors(root, path) {
                 keep(
                     std::fs::read_to_string(format!("{dir}/cpu.max"))
                         .ok()
@@ -73,8 +111,8 @@ fn cgroup_quota_cpus() -> Option<usize> {
                 );
             }
         } else if controllers.split(',').any(|c| c == "cpu") {
-            for root in ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"] {
-                for dir in ancestors(root, path) {
+            for hierarchy in ["cpu,cpuacct", "cpu"] {
+                for dir in ancestors(&format!("{root}/{hierarchy}"), path) {
                     let quota = std::fs::read_to_string(format!("{dir}/cpu.cfs_quota_us"));
                     let period = std::fs::read_to_string(format!("{dir}/cpu.cfs_period_us"));
                     if let (Ok(q), Ok(p)) = (quota, period) {
@@ -158,5 +196,82 @@ mod tests {
             ["/sys/fs/cgroup/a/b", "/sys/fs/cgroup/a", "/sys/fs/cgroup"]
         );
         assert_eq!(ancestors("/sys/fs/cgroup", "/"), ["/sys/fs/cgroup"]);
+    }
+
+    /// A made-up system: `membership` as `/proc/self/cgroup`, and `files` (path relative to
+    /// the cgroup root, contents) below a fresh root.
+    fn count_with(
+        online: usize,
+        affinity: Option<usize>,
+        membership: &str,
+        files: &[(&str, &str)],
+    ) -> usize {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "parjob-cpu-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let root = dir.join("cgroup");
+        for (path, contents) in files {
+            let file = root.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, contents).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        let cgroup = dir.join("self-cgroup");
+        std::fs::write(&cgroup, membership).unwrap();
+        let n = count_from(&Sources {
+            online,
+            affinity,
+            membership: &cgroup,
+            cgroup_root: &root,
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        n
+    }
+
+    #[test]
+    fn a_fractional_cgroup_v2_quota_rounds_up() {
+        let v2 = "0::/app/job\n";
+        // 1.5 cpus on the process's own cgroup: 2.
+        assert_eq!(
+            count_with(4, None, v2, &[("app/job/cpu.max", "150000 100000")]),
+            2
+        );
+        // The tightest level wins, at any depth; "max" is no limit.
+        let files = [
+            ("app/job/cpu.max", "max 100000"),
+            ("app/cpu.max", "250000 100000"),
+            ("cpu.max", "max 100000"),
+        ];
+        assert_eq!(count_with(8, None, v2, &files), 3);
+        // Never more than the cpus online or the affinity mask allows.
+        assert_eq!(count_with(2, None, v2, &files), 2);
+        assert_eq!(count_with(8, Some(1), v2, &files), 1);
+        // A quota below one cpu still counts one.
+        assert_eq!(count_with(8, None, v2, &[("cpu.max", "20000 100000")]), 1);
+    }
+
+    #[test]
+    fn a_cgroup_v1_quota_counts_and_minus_one_is_no_limit() {
+        let v1 = "5:cpu,cpuacct:/svc\n3:memory:/svc\n";
+        let quota = [
+            ("cpu,cpuacct/svc/cpu.cfs_quota_us", "150000\n"),
+            ("cpu,cpuacct/svc/cpu.cfs_period_us", "100000\n"),
+        ];
+        assert_eq!(count_with(4, None, v1, &quota), 2);
+        let unlimited = [
+            ("cpu,cpuacct/svc/cpu.cfs_quota_us", "-1\n"),
+            ("cpu,cpuacct/svc/cpu.cfs_period_us", "100000\n"),
+        ];
+        assert_eq!(count_with(4, Some(3), v1, &unlimited), 3);
+    }
+
+    #[test]
+    fn without_cgroup_files_the_online_cpus_and_affinity_decide() {
+        assert_eq!(count_with(6, None, "", &[]), 6);
+        assert_eq!(count_with(6, Some(2), "0::/\n", &[]), 2);
+        assert_eq!(count_with(0, None, "", &[]), 1);
     }
 }
