@@ -58,8 +58,10 @@ pub enum Error {
         message: String,
     },
 
-    /// A task of `try_map` / `try_run` returned `Err`.
-    #[error("task {index} failed: {source}")]
+    /// A task of `try_map` / `try_run` returned `Err`. The message names the task; the
+    /// task's own error is the [`source`](std::error::Error::source), as error reporters
+    /// (anyhow, eyre) expect, and [`Error::task_error`] gives it back with its type.
+    #[error("task {index} failed")]
     TaskFailed {
         /// Position of the task in the input, counted from 0.
         index: usize,
@@ -111,6 +113,42 @@ impl Error {
             | Error::TaskFailed { index, .. }
             | Error::Timeout { index, .. } => Some(*index),
             Error::WorkerDied { index, .. } | Error::Transport { index, .. } => *index,
+            _ => None,
+        }
+    }
+
+    /// The error a task returned (`TaskFailed`), as the type the task returned it with, if
+    /// that is `E`.
+    ///
+    /// A task that ran in another process (`loky`, `multiprocessing`, `mpi`) sends its error
+    /// back as its text: it is then a `String`'s error, and only its message is kept.
+    ///
+    /// ```
+    /// use parjob::{Error, Parallel};
+    ///
+    /// #[derive(Debug)]
+    /// struct TooBig(u32);
+    ///
+    /// impl std::fmt::Display for TooBig {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         write!(f, "{} is too big", self.0)
+    ///     }
+    /// }
+    ///
+    /// impl std::error::Error for TooBig {}
+    ///
+    /// let err = Parallel::new()
+    ///     .n_jobs(2)
+    ///     .try_map(0..10u32, |x| if x < 7 { Ok(x) } else { Err(TooBig(x)) })
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "task 7 failed");
+    /// assert_eq!(err.task_error::<TooBig>().map(|e| e.0), Some(7));
+    /// let cause = std::error::Error::source(&err).map(ToString::to_string);
+    /// assert_eq!(cause.as_deref(), Some("7 is too big"));
+    /// ```
+    pub fn task_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::TaskFailed { source, .. } => source.downcast_ref::<E>(),
             _ => None,
         }
     }

@@ -41,6 +41,13 @@ fn an_err_is_reported_as_task_failed_with_its_source() {
         other => panic!("{other:?}"),
     }
     assert!(std::error::Error::source(&err).is_some());
+    // The cause is the source, not part of the message: a reporter that walks the chain
+    // prints it once.
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert_eq!(err.to_string(), "task 2 failed");
+    assert!(!err.to_string().contains(&cause));
+    assert!(err.task_error::<std::num::ParseIntError>().is_some());
+    assert!(err.task_error::<std::fmt::Error>().is_none());
 }
 
 #[test]
