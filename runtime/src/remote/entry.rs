@@ -149,11 +149,7 @@ where
     R: Serialize + 'static,
 {
     if callee == 0 {
-        return failed(
-            0,
-            FailureKind::Decode,
-            "no function was sent with the batch".into(),
-        );
+        return no_callee();
     }
     // SAFETY: the batch names this entry only together with the id of a `fn(&C, I) -> R`
     // of the same binary (`RemoteMap::with_captures_pointer`), and the worker handshake
@@ -186,6 +182,15 @@ where
     K::with(owned, |captures| run_batch(items, |item| f(captures, item)))
 }
 
+/// The failure of a batch that names a `fn` pointer entry but no function.
+fn no_callee() -> Vec<u8> {
+    failed(
+        0,
+        FailureKind::Decode,
+        "no function was sent with the batch".into(),
+    )
+}
+
 /// Entry for a `fn(I) -> R` pointer sent along as the callee.
 pub(crate) fn pointer_entry<I, R>(callee: usize, input: &[u8]) -> Vec<u8>
 where
@@ -193,11 +198,7 @@ where
     R: Serialize + 'static,
 {
     if callee == 0 {
-        return failed(
-            0,
-            FailureKind::Decode,
-            "no function was sent with the batch".into(),
-        );
+        return no_callee();
     }
     // SAFETY: the batch names this entry only together with the id of a `fn(I) -> R` of the
     // same binary (`RemoteMap::pointer`), and the worker handshake checked the binary.

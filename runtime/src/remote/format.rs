@@ -49,6 +49,11 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -
 pub(crate) fn decode<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut decoder = Decoder { input: bytes };
     let value = T::deserialize(&mut decoder)?;
+    whole(value, &decoder)
+}
+
+/// `value`, if the decoder took every byte.
+fn whole<T>(value: T, decoder: &Decoder<'_>) -> Result<T> {
     if decoder.input.is_empty() {
         Ok(value)
     } else {
@@ -120,14 +125,7 @@ pub(crate) fn encode_value<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>)
 pub(crate) fn decode_whole<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T> {
     let mut decoder = Decoder { input: bytes };
     let value = decode_value(&mut decoder)?;
-    if decoder.input.is_empty() {
-        Ok(value)
-    } else {
-        Err(FormatError(format!(
-            "{} bytes left over after the value",
-            decoder.input.len()
-        )))
-    }
+    whole(value, &decoder)
 }
 
 fn decode_value<T: de::DeserializeOwned + 'static>(decoder: &mut Decoder<'_>) -> Result<T> {
