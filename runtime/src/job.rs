@@ -6,12 +6,13 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::Error;
 use crate::remote::RemoteBatch;
+use crate::sync::Recover;
 
 /// A unit of work handed to a backend: one batch of tasks of one call.
 ///
@@ -367,14 +368,94 @@ pub struct ForkJob {
 }
 
 /// The part of a [`ForkJob`] that runs in the child (see the example there).
-pub struct ForkWork(ForkFn);
+pub struct ForkWork(Work);
+
+enum Work {
+    /// A batch of its own: the work owns its tasks.
+    Once(ForkFn),
+    /// Tasks `first..first + len` of a call whose tasks all sit in `session`.
+    Range {
+        session: Arc<ForkSession>,
+        first: usize,
+        len: usize,
+    },
+}
 
 /// A batch's work in a child: given the task-start hook, returns the encoded outcome.
 pub(crate) type ForkFn = Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send>;
 
+/// Runs tasks `first..first + len` of a [`ForkSession`] and returns their encoded outcome,
+/// given the task-start hook. Each task runs at most once per process: a task asked for
+/// twice in one process fails its batch.
+pub(crate) type RangeFn = Box<RunRange<'static>>;
+
+/// What a [`RangeFn`] holds, borrowing for `'a`.
+pub(crate) type RunRange<'a> =
+    dyn Fn(usize, usize, Option<fn(usize)>) -> Vec<u8> + Send + Sync + 'a;
+
+/// The tasks of one call, all pulled from its input before the first fork: a child forked
+/// while the call runs holds every task already, so one child per worker can run batch
+/// after batch of the call, told only which tasks to run (`multiprocessing` forks once per
+/// worker and call instead of once per batch).
+///
+/// A backend keeps its children of the call in the session ([`park`](Self::park)): they go
+/// when the session goes, which is when the last batch of the call is gone.
+pub(crate) struct ForkSession {
+    /// Children of this call waiting for their next batch, as the backend left them.
+    parked: Mutex<Vec<Box<dyn Any + Send>>>,
+    run: RangeFn,
+}
+
+impl ForkSession {
+    pub(crate) fn new(run: RangeFn) -> Self {
+        ForkSession {
+            parked: Default::default(),
+            run,
+        }
+    }
+
+    /// Runs tasks `first..first + len` here (in a child forked after the session was made,
+    /// or on this thread), as [`RangeFn`] says.
+    pub(crate) fn run(&self, first: usize, len: usize, on_start: Option<fn(usize)>) -> Vec<u8> {
+        (self.run)(first, len, on_start)
+    }
+
+    /// Keeps a child of this call for a later batch of it.
+    pub(crate) fn park(&self, child: Box<dyn Any + Send>) {
+        self.parked.lock().recover().push(child);
+    }
+
+    /// A child of this call that waits for work, if any.
+    pub(crate) fn unpark(&self) -> Option<Box<dyn Any + Send>> {
+        self.parked.lock().recover().pop()
+    }
+}
+
 impl ForkWork {
     pub(crate) fn new(work: ForkFn) -> Self {
-        ForkWork(work)
+        ForkWork(Work::Once(work))
+    }
+
+    /// Tasks `first..first + len` of `session`; each range goes into one work only.
+    pub(crate) fn range(session: Arc<ForkSession>, first: usize, len: usize) -> Self {
+        ForkWork(Work::Range {
+            session,
+            first,
+            len,
+        })
+    }
+
+    /// The session and the tasks of a work made by [`range`](Self::range); the work back
+    /// otherwise.
+    pub(crate) fn into_range(self) -> Result<(Arc<ForkSession>, usize, usize), Self> {
+        match self.0 {
+            Work::Range {
+                session,
+                first,
+                len,
+            } => Ok((session, first, len)),
+            once => Err(ForkWork(once)),
+        }
     }
 
     /// Runs the batch and returns its encoded outcome, for [`RemoteReply::finish`]. With
@@ -383,13 +464,26 @@ impl ForkWork {
     ///
     /// Meant for a forked child; in the parent it would run the tasks there.
     pub fn run(self, on_start: Option<fn(usize)>) -> Vec<u8> {
-        (self.0)(on_start)
+        match self.0 {
+            Work::Once(work) => work(on_start),
+            Work::Range {
+                session,
+                first,
+                len,
+            } => session.run(first, len, on_start),
+        }
     }
 }
 
 impl fmt::Debug for ForkWork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ForkWork")
+        match &self.0 {
+            Work::Once(_) => f.write_str("ForkWork"),
+            Work::Range { first, len, .. } => f
+                .debug_struct("ForkWork")
+                .field("tasks", &(*first..*first + *len))
+                .finish(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The multiprocessing backend end to end: each batch runs in a forked child that sees the
-//! caller's data, results come back in order, and failures in children are clear errors.
+//! The multiprocessing backend end to end: batches run in forked children that see the
+//! caller's data (one child per worker and call when the input's length is known), results
+//! come back in order, and failures in children are clear errors.
 #![cfg(unix)]
 
 use parjob::{Error, Parallel, delayed, parallel, parallel_backend};
@@ -90,6 +91,96 @@ fn results_keep_input_order_across_many_batches() {
             .map(|x| x * 3)
             .collect::<Vec<_>>()
     );
+}
+
+/// Whether process `pid` exists as a child of this process (running or a zombie).
+fn is_my_child(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let ppid = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok());
+    ppid == Some(std::process::id())
+}
+
+#[test]
+fn a_call_forks_one_child_per_worker_and_feeds_it_batch_after_batch() {
+    let me = std::process::id();
+    let data: Vec<u64> = (0..10_000).collect();
+    // 60 batches of one task: one child per worker runs them all.
+    let out = parallel!("multiprocessing", n_jobs = 2, batch_size = 1;
+        (pid(i), data[i as usize * 100]) for i in 0..60u32)
+    .unwrap();
+    let values: Vec<u64> = out.iter().map(|&(_, v)| v).collect();
+    assert_eq!(values, (0..60u64).map(|i| i * 100).collect::<Vec<_>>());
+    let pids: std::collections::BTreeSet<u32> = out.iter().map(|&(p, _)| p).collect();
+    assert!(!pids.contains(&me), "{pids:?}");
+    assert!(pids.len() <= 2, "60 batches forked {} children", pids.len());
+    // The call's children end with it: none is left once it has returned.
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| is_my_child(p)).collect();
+    assert!(
+        left.is_empty(),
+        "children still there after the call: {left:?}"
+    );
+}
+
+static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// An input without serde whose drops in this process are counted.
+struct Counted(u64);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        DROPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A forking backend that runs each batch's work in the caller's process, on a thread.
+struct InPlaceFork;
+
+impl parjob::Backend for InPlaceFork {
+    fn name(&self) -> &str {
+        "in-place-fork"
+    }
+    fn workers(&self) -> parjob::backend::Workers {
+        parjob::backend::Workers::Forks
+    }
+    fn spawn(&self, _request: parjob::PoolRequest, job: parjob::Job) {
+        std::thread::spawn(move || {
+            let parjob::Job::Forked(job) = job else {
+                return job.run();
+            };
+            let (work, reply) = job.into_parts();
+            let outcome = work.run(None);
+            reply.finish(Ok(outcome));
+        });
+    }
+}
+
+#[test]
+fn each_input_is_dropped_once_in_the_caller_whether_a_child_or_the_caller_ran_it() {
+    // One test, so that the counter sees one call at a time.
+    DROPPED.store(0, std::sync::atomic::Ordering::SeqCst);
+    let items: Vec<Counted> = (0..30).map(Counted).collect();
+    let out =
+        parallel!("multiprocessing", n_jobs = 2, batch_size = 4; c.0 * 2 for c in items).unwrap();
+    assert_eq!(out, (0..30).map(|x| x * 2).collect::<Vec<u64>>());
+    // Children took their inputs from their own copies; the caller drops every one of its.
+    assert_eq!(DROPPED.load(std::sync::atomic::Ordering::SeqCst), 30);
+
+    // A backend that runs the children's part in the caller takes the inputs out of the
+    // caller's own table: still one drop each.
+    DROPPED.store(0, std::sync::atomic::Ordering::SeqCst);
+    let items: Vec<Counted> = (0..30).map(Counted).collect();
+    let out = parallel_backend(InPlaceFork)
+        .n_jobs(2)
+        .run(|| parallel!(c.0 + 1 for c in items))
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, (1..31).collect::<Vec<u64>>());
+    assert_eq!(DROPPED.load(std::sync::atomic::Ordering::SeqCst), 30);
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

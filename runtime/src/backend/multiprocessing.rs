@@ -9,11 +9,11 @@ use crossbeam_channel::Sender;
 
 use super::{Backend, Threading, Workers};
 use crate::error::Error;
-use crate::job::{ForkJob, Job, PoolRequest, RemoteReply};
+use crate::job::{ForkJob, ForkSession, ForkWork, Job, PoolRequest, RemoteReply};
 use crate::process::fork;
 use crate::sync::Recover;
 
-/// Runs each batch of tasks in a child process forked for it: joblib's legacy
+/// Runs tasks in child processes forked from the caller: joblib's legacy
 /// `multiprocessing` backend, Unix only.
 ///
 /// A forked child starts as a copy of the caller, so a task may capture and borrow
@@ -22,6 +22,14 @@ use crate::sync::Recover;
 /// results cannot travel (no serde, or a reference) run on threads, with one `tracing`
 /// warning per call. At most `n_jobs` children run at once; a call with `n_jobs = 1` runs
 /// in the caller, as joblib does.
+///
+/// When the input's length is known (a `Vec`, a slice, a range, or adapters that keep the
+/// length) and the tasks are a `parallel!` comprehension, the call pulls its whole input
+/// first and forks one child per worker, which runs batch after batch of the call, told
+/// only which tasks to run; the children end when the call does. Otherwise (an input of
+/// unknown length, `delayed!` tasks) each batch gets a child of its own, forked when the
+/// batch is made, and the call's `pre_dispatch` bounds how much of the input is pulled
+/// ahead.
 ///
 /// A task that panics fails the call with [`Error::TaskPanicked`]; a child that dies fails
 /// it with [`Error::WorkerDied`] naming the signal or exit code. The first failure or a
@@ -46,10 +54,10 @@ use crate::sync::Recover;
 ///   appear twice if the task prints; children leave with `_exit`, so output a task
 ///   printed without a newline may be lost.
 ///
-/// A batch costs a fork, a few hundred microseconds for a small process and more for a
-/// large one, so batches aim at 50 ms. Prefer `loky` (fresh worker processes, reused across
-/// calls) for anything long-lived; `multiprocessing` is for tasks that need the caller's state without
-/// serialising it.
+/// A child costs a fork, a few hundred microseconds for a small process and more for a
+/// large one (and its first reads of the caller's memory fault pages in), so batches aim
+/// at 50 ms. Prefer `loky` (worker processes reused across calls) for anything long-lived;
+/// `multiprocessing` is for tasks that need the caller's state without serialising it.
 ///
 /// # Examples
 ///
@@ -126,6 +134,15 @@ fn run(job: ForkJob) {
         drop(work);
         return drop(reply);
     }
+    let work = match work.into_range() {
+        Ok((session, first, len)) if !fork::in_forked_child() => {
+            return serve(session, first, len, reply);
+        }
+        // Inside a child, batches fork from threads that end with them, and a child dies
+        // with the thread that forked it: one child per batch there.
+        Ok((session, first, len)) => ForkWork::range(session, first, len),
+        Err(work) => work,
+    };
     let child = match fork::spawn(work, reply.wants_task_starts()) {
         Ok(child) => child,
         Err(e) => {
@@ -168,6 +185,59 @@ fn wait(child: fork::Child, id: u64, reply: &RemoteReply) -> Result<Vec<u8>, Err
         },
         move || drop(leave),
     )
+}
+
+/// Runs tasks `first..first + len` of `session` in one of the call's children, forking it
+/// if none is idle, and keeps the child for the call's next batch.
+fn serve(session: Arc<ForkSession>, first: usize, len: usize, reply: RemoteReply) {
+    let idle = session
+        .unpark()
+        .and_then(|child| child.downcast::<fork::Server>().ok());
+    let mut server = match idle {
+        Some(server) => *server,
+        None => {
+            match fork::Server::spawn(&|first, len, on_start| session.run(first, len, on_start)) {
+                Ok(server) => server,
+                Err(e) => {
+                    drop(session);
+                    return reply.finish(Err(Error::WorkerDied {
+                        index: None,
+                        detail: format!("cannot fork a child: {e}"),
+                    }));
+                }
+            }
+        }
+    };
+    let id = next_id();
+    running()
+        .lock()
+        .recover()
+        .insert(id, (server.pid(), reply.abandon_flag()));
+    if reply.is_abandoned() {
+        fork::kill(server.pid());
+    }
+    let starts = reply.wants_task_starts();
+    let outcome = server.run(
+        first,
+        len,
+        starts,
+        |task, at| {
+            if starts {
+                reply.task_started_at(task, at);
+            }
+        },
+        // Out of the map before a server that ended is reaped, as in `wait`.
+        || drop(running().lock().recover().remove(&id)),
+    );
+    if outcome.is_ok() {
+        session.park(Box::new(server));
+    } else {
+        // Reaps it.
+        drop(server);
+    }
+    // The session may borrow from the caller: gone before the reply is finished.
+    drop(session);
+    reply.finish(outcome);
 }
 
 fn next_id() -> u64 {

@@ -18,7 +18,7 @@ where
     It::Item: Send + 'a,
     A: Remote<It::Item> + 'a,
     A::Out: 'a,
-    H: std::ops::Deref<Target = A> + Clone + Send + 'a,
+    H: std::ops::Deref<Target = A> + Clone + Send + Sync + 'a,
 {
     // Batches that come back with their results, by sequence number until their turn.
     let mut pending: BTreeMap<u64, Vec<A::Out>> = BTreeMap::new();

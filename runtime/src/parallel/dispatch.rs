@@ -13,10 +13,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::apply::{Encoded, Remote, RemoteDecoder};
 use super::plan::Plan;
 use super::progress::Reporter;
-use super::work::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, run_forked};
+use super::work::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, Tasks, run_forked};
 use crate::backend::{Backend, Threading, Workers};
 use crate::error::{Error, catch_panic};
-use crate::job::{ForkFn, ForkJob, ForkWork, Job, LocalJob, RemoteJob, RemoteReply, RemoteSink};
+use crate::job::{
+    ForkFn, ForkJob, ForkSession, ForkWork, Job, LocalJob, RangeFn, RemoteJob, RemoteReply,
+    RemoteSink, RunRange,
+};
+use crate::remote::{FailureKind, ResultCodec, failed};
 
 struct InFlight {
     first: usize,
@@ -48,6 +52,8 @@ impl<A> Clone for Borrowed<A> {
 // SAFETY: a `Borrowed<A>` only gives out `&A`, which may be sent to another thread exactly
 // when `A: Sync`.
 unsafe impl<A: Sync> Send for Borrowed<A> {}
+// SAFETY: as for `Send`: shared, it still gives out only `&A`.
+unsafe impl<A: Sync> Sync for Borrowed<A> {}
 
 impl<A> Deref for Borrowed<A> {
     type Target = A;
@@ -56,6 +62,13 @@ impl<A> Deref for Borrowed<A> {
         // every job holding a copy (its `drop` waits until all jobs are dropped).
         unsafe { &*self.0 }
     }
+}
+
+/// The tasks of a call on a forking backend, pulled before the first fork.
+struct Session<R> {
+    tasks: Arc<ForkSession>,
+    codec: ResultCodec<R>,
+    len: usize,
 }
 
 /// Drives one call with workers (effective `n_jobs` ≥ 2).
@@ -82,6 +95,8 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     dest: Option<Dest<A::Out>>,
     /// The scope of forked children (see `fork_nested`), made at the first fork.
     fork_nested: Option<Arc<crate::scope::Frame>>,
+    /// Every task of the call, for children forked once per worker (see `open_session`).
+    session: Option<Session<A::Out>>,
     _borrows: PhantomData<&'a A>,
 }
 
@@ -117,7 +132,7 @@ where
     It::Item: Send + 'a,
     A: Remote<It::Item> + 'a,
     A::Out: 'a,
-    H: Deref<Target = A> + Clone + Send + 'a,
+    H: Deref<Target = A> + Clone + Send + Sync + 'a,
 {
     fn new(input: It, apply: H, mut plan: Plan, waits: bool) -> Result<Self, Error> {
         let sizer = super::batch::BatchSizer::new(plan.batch, plan.backend.ideal_batch_duration())?;
@@ -152,6 +167,7 @@ where
             fell_back: false,
             dest: None,
             fork_nested: None,
+            session: None,
             _borrows: PhantomData,
         })
     }
@@ -183,6 +199,12 @@ where
     /// Dispatches batches while fewer than `pre_dispatch` are outstanding; `held` counts
     /// completed batches the consumer has not taken yet (streams), which also count.
     pub(crate) fn fill(&mut self, held: usize) {
+        if self.pulled == 0 && !self.input_done {
+            self.open_session();
+        }
+        if self.session.is_some() {
+            return self.fill_ranges(held);
+        }
         while !self.input_done && self.in_flight.len() + held < self.plan.pre_dispatch {
             let remaining = self.exact_len.map(|n| n.saturating_sub(self.pulled));
             let mut size = self.sizer.next_size(remaining, self.plan.workers);
@@ -207,11 +229,79 @@ where
         }
     }
 
-    fn spawn(&mut self, items: Vec<It::Item>) {
+    /// On a forking backend, for results that travel through a codec and an input whose
+    /// length is known: pulls every task now, so that each child, forked once per worker,
+    /// holds them all and runs batch after batch told only their ranges.
+    fn open_session(&mut self) {
+        let (Workers::Forks, Some(_), Some(codec)) = (
+            self.plan.backend.workers(),
+            self.exact_len,
+            self.apply.fork_codec(),
+        ) else {
+            return;
+        };
+        let tasks = Tasks::new(self.input.by_ref().collect());
+        self.input_done = true;
+        let len = tasks.len();
+        if let Some(r) = &mut self.reporter {
+            r.input_exhausted(len);
+        }
+        let apply = self.apply.clone();
+        let nested = self.fork_nested();
+        // Keeps the call's channel open while the session lives (see `detach`).
+        let alive = self.tx.clone();
+        let run: Box<RunRange<'a>> = Box::new(move |first, len, on_start| {
+            let _alive = &alive;
+            // SAFETY: each range goes into one batch, which runs once (`fill_ranges`).
+            match unsafe { tasks.take(first, len) } {
+                Some(items) => run_forked(items, &*apply, Arc::clone(&nested), codec, on_start),
+                None => failed(
+                    0,
+                    FailureKind::Panicked,
+                    format!("tasks {first}..{} were run twice", first + len),
+                ),
+            }
+        });
+        self.session = Some(Session {
+            tasks: Arc::new(ForkSession::new(detach(run))),
+            codec,
+            len,
+        });
+    }
+
+    /// Dispatches ranges of the session's tasks while fewer than `pre_dispatch` batches are
+    /// outstanding (`held` as in `fill`).
+    fn fill_ranges(&mut self, held: usize) {
+        while self.in_flight.len() + held < self.plan.pre_dispatch {
+            let Some(session) = &self.session else { return };
+            let remaining = session.len - self.pulled;
+            if remaining == 0 || self.abort.load(Ordering::Relaxed) {
+                return;
+            }
+            let len = self
+                .sizer
+                .next_size(Some(remaining), self.plan.workers)
+                .min(remaining);
+            let (tasks, decode) = (
+                Arc::clone(&session.tasks),
+                RemoteDecoder::Typed(session.codec.decoder()),
+            );
+            let (first, clock, report) = self.track(len);
+            let sink = self.remote_sink(first, clock, decode, report);
+            let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
+            let work = ForkWork::range(tasks, first, len);
+            self.plan
+                .backend
+                .spawn(self.plan.request(), Job::Forked(ForkJob::new(work, reply)));
+        }
+    }
+
+    /// Records a batch of the next `len` tasks as in flight: its first task, its clock and
+    /// where it reports.
+    fn track(&mut self, len: usize) -> (usize, Option<Arc<Clock>>, Report<A::Out>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let first = self.pulled;
-        let len = items.len();
         self.pulled += len;
         let clock = self.plan.timeout.map(|_| Arc::new(Clock::default()));
         self.in_flight.insert(
@@ -227,6 +317,11 @@ where
             seq,
             tx: self.tx.clone(),
         };
+        (first, clock, report)
+    }
+
+    fn spawn(&mut self, items: Vec<It::Item>) {
+        let (first, clock, report) = self.track(items.len());
         let request = self.plan.request();
         // The one place that decides where a batch goes, from what the backend's workers are
         // and whether the batch's tasks can reach them.
@@ -521,6 +616,10 @@ impl<'a> Detach<'a> for Box<dyn FnOnce(Option<fn(usize)>) -> Vec<u8> + Send + 'a
     type Static = ForkFn;
 }
 
+impl<'a> Detach<'a> for Box<RunRange<'a>> {
+    type Static = RangeFn;
+}
+
 impl<'a> Detach<'a> for Box<dyn RemoteSink + 'a> {
     type Static = Box<dyn RemoteSink>;
 }
@@ -533,7 +632,7 @@ fn detach<'a, P: Detach<'a>>(part: P) -> P::Static {
     // SAFETY: `P::Static` is `P` with `'a` extended to `'static` (the impls above), so both
     // have one layout and the value is moved, not copied (`part` is never dropped). The
     // extension is sound because every part holds a clone of its call's channel sender
-    // (`Report`, the last field to drop): either `'a` is `'static` (a dispatcher made by
+    // (`Report`, the last field to drop; a session's tasks hold one too): either `'a` is `'static` (a dispatcher made by
     // `owned`), or the dispatcher was made by `scoped` and `waits`, and its `drop`, which
     // runs before `'a` ends (it holds `PhantomData<&'a A>`), blocks until every sender is
     // gone, so no part outlives what it borrows.
@@ -567,8 +666,9 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
             }
         }
         // Every job holds a sender; once ours is dropped, the channel disconnects exactly
-        // when the last job is gone.
+        // when the last job is gone. The session holds one as well, and jobs hold it.
         self.tx = None;
+        self.session = None;
         if self.waits {
             while let Ok(msg) = self.rx.recv() {
                 // A batch that completed after the call gave up wrote values nobody will

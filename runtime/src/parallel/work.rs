@@ -455,3 +455,47 @@ pub(super) fn run_forked<I, A: Apply<I>>(
         Err(message) => failed(results.len(), FailureKind::Panicked, message),
     }
 }
+
+/// Every task of a call whose children are forked once per worker (see
+/// [`ForkSession`](crate::job::ForkSession)): slot `i` holds task `i` until a batch takes it.
+///
+/// A batch takes its tasks from the copy of the table in the process that runs it: a child's
+/// copy, which the parent never sees taken (the parent drops every task there at the end),
+/// or the parent's own when a backend runs the batch in place.
+pub(super) struct Tasks<T>(Box<[std::cell::UnsafeCell<Option<T>>]>);
+
+// SAFETY: a `Tasks<T>` moves each `T` out to at most one taker (see `take`), on whichever
+// thread runs that batch; sharing it is sharing `T`s that are sent, never aliased.
+unsafe impl<T: Send> Sync for Tasks<T> {}
+
+impl<T> Tasks<T> {
+    pub(super) fn new(items: Vec<T>) -> Self {
+        Tasks(items.into_iter().map(|t| Some(t).into()).collect())
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Moves tasks `first..first + len` out; `None` when one of them is outside the table
+    /// or was taken already in this process.
+    ///
+    /// # Safety
+    ///
+    /// No other call of `take` in this process may overlap the range at the same time (the
+    /// dispatcher gives each range to one batch, and a batch runs once).
+    pub(super) unsafe fn take(&self, first: usize, len: usize) -> Option<Vec<T>> {
+        let slots = self.0.get(first..first.checked_add(len)?)?;
+        // SAFETY: by the contract, no one else reads or writes these slots now.
+        if slots.iter().any(|s| unsafe { (*s.get()).is_none() }) {
+            return None;
+        }
+        // SAFETY: as above.
+        Some(
+            slots
+                .iter()
+                .filter_map(|s| unsafe { (*s.get()).take() })
+                .collect(),
+        )
+    }
+}

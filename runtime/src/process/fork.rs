@@ -1,16 +1,18 @@
 //! Forked children: the engine under the `multiprocessing` backend.
 //!
-//! A child is a `fork` of the calling process that runs one batch and exits. It sees the
+//! A child is a `fork` of the calling process that runs one batch and exits ([`spawn`]), or
+//! one that serves a call, running batch after batch of it ([`Server`]). It sees the
 //! caller's memory as it was at the fork, so its tasks need no encoding; it sends back
-//! only the encoded outcome, through a pipe, in frames:
+//! only the encoded outcome of each batch, through a pipe, in frames:
 //!
 //! - `b'S'`, then a task's position in the batch as a little-endian `u32`: the task
 //!   started (sent only for calls with a per-task timeout);
 //! - `b'R'`, then the outcome's length as a little-endian `u64`, then the outcome.
 //!
-//! The child then leaves with `_exit`: no destructor, `atexit` handler or buffered output
-//! of the parent's runs twice. The parent reads until end of file, reaps the child and
-//! names its signal or exit code if it sent no outcome.
+//! A one-batch child then leaves with `_exit`: no destructor, `atexit` handler or buffered
+//! output of the parent's runs twice; a server waits for its next command. The parent reads
+//! until the outcome or end of file, and names the signal or exit code of a child that sent
+//! no outcome.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, catch_panic};
-use crate::job::ForkWork;
+use crate::job::{ForkWork, RunRange};
 use crate::sync::Recover;
 
 /// Set in a forked child, right after the fork. Statics are copied by `fork`, and the
@@ -52,6 +54,8 @@ const POLL: Duration = Duration::from_millis(50);
 pub(crate) struct Child {
     pid: libc::pid_t,
     pipe: OwnedFd,
+    /// Set once `reap` has run: the pid may belong to another process since.
+    reaped: bool,
 }
 
 /// Forks a child that runs `work` and exits. With `report_starts`, the child reports each
@@ -67,13 +71,7 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
     // it would keep the pipe open after this child exits. (Close-on-exec does not help: a
     // forked child does not exec.)
     let forking = FORKING.lock().recover();
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `pipe2` succeeded: both descriptors are open and owned by nobody else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = pipe()?;
     // A larger pipe buffer lets a child write a big outcome in fewer wake-ups; a kernel
     // that refuses keeps the default.
     // SAFETY: `fcntl` on a descriptor this function owns.
@@ -90,7 +88,8 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
             // lock is a plain store, and lets this child fork children of its own.
             drop(forking);
             drop(read);
-            child_main(work, write, parent, report_starts)
+            enter_child(write, parent);
+            child_main(work, report_starts)
         }
         pid => {
             drop(write);
@@ -98,12 +97,29 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
             // The parent's copy of the work is not run here: drop it now, before the reply
             // is finished (it may borrow from the caller).
             drop(work);
-            Ok(Child { pid, pipe: read })
+            Ok(Child {
+                pid,
+                pipe: read,
+                reaped: false,
+            })
         }
     }
 }
 
-fn child_main(work: ForkWork, pipe: OwnedFd, parent: libc::pid_t, report_starts: bool) -> ! {
+/// A new pipe, both ends close-on-exec: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `pipe2` succeeded: both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// What every child does first: marks itself forked, keeps `pipe` (to its parent) open for
+/// good, and dies with its parent.
+fn enter_child(pipe: OwnedFd, parent: libc::pid_t) {
     FORKED.store(true, Ordering::Relaxed);
     let fd = pipe.as_raw_fd();
     std::mem::forget(pipe);
@@ -120,28 +136,213 @@ fn child_main(work: ForkWork, pipe: OwnedFd, parent: libc::pid_t, report_starts:
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = parent;
+}
+
+fn child_main(work: ForkWork, report_starts: bool) -> ! {
     let hook = report_starts.then_some(report_start as fn(usize));
-    let outcome = catch_panic(|| work.run(hook));
-    let code = match outcome {
-        Ok(bytes) => {
-            let mut frame = Vec::with_capacity(9);
-            frame.push(REPLY);
-            frame.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-            if write_all(fd, &frame)
-                .and_then(|()| write_all(fd, &bytes))
-                .is_ok()
-            {
-                0
-            } else {
-                // The parent is gone or stopped reading.
-                1
-            }
-        }
+    let code = match catch_panic(|| work.run(hook)) {
+        Ok(bytes) => match send_reply(&bytes) {
+            Ok(()) => 0,
+            // The parent is gone or stopped reading.
+            Err(_) => 1,
+        },
         // `run` catches task panics; a panic here came from the runtime itself.
         Err(_) => 70,
     };
     // SAFETY: `_exit` ends the process at once; nothing of the parent's runs twice.
     unsafe { libc::_exit(code) }
+}
+
+/// Writes an outcome to the parent, as a `REPLY` frame.
+fn send_reply(bytes: &[u8]) -> io::Result<()> {
+    let fd = CHILD_PIPE.load(Ordering::Relaxed);
+    let mut frame = Vec::with_capacity(9);
+    frame.push(REPLY);
+    frame.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    write_all(fd, &frame)?;
+    write_all(fd, bytes)
+}
+
+/// A child that serves one call: forked once, it runs batch after batch of the call's
+/// [`ForkSession`](crate::job::ForkSession), each named by its tasks' range, until it is
+/// dropped (which kills and reaps it).
+///
+/// Commands reach it through a pipe of their own, as `first` and `len` (little-endian
+/// `u64`s) and a byte that asks for task-start reports; it answers each with frames as a
+/// one-batch child does, and waits for the next command. End of file on its command pipe,
+/// or a parent that died, ends it.
+#[derive(Debug)]
+pub(crate) struct Server {
+    child: Child,
+    commands: OwnedFd,
+}
+
+/// The length of one command to a [`Server`].
+const COMMAND: usize = 17;
+
+impl Server {
+    /// Forks a server for `run`, which the child calls for each batch (it sees the caller's
+    /// memory as it is now, so `run` must hold every task the server will be asked for).
+    ///
+    /// # Errors
+    ///
+    /// The `pipe` or `fork` error.
+    pub(crate) fn spawn(run: &RunRange<'_>) -> io::Result<Server> {
+        install_panic_hook();
+        let forking = FORKING.lock().recover();
+        let (read, write) = pipe()?;
+        let (commands_in, commands) = pipe()?;
+        // SAFETY: as in `spawn`.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        // SAFETY: `getpid` has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: as in `spawn`: the child runs only `serve`, which leaves with `_exit`.
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            0 => {
+                drop(forking);
+                drop(read);
+                drop(commands);
+                enter_child(write, parent);
+                serve(run, commands_in)
+            }
+            pid => {
+                drop(write);
+                drop(commands_in);
+                drop(forking);
+                Ok(Server {
+                    child: Child {
+                        pid,
+                        pipe: read,
+                        reaped: false,
+                    },
+                    commands,
+                })
+            }
+        }
+    }
+
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> libc::pid_t {
+        self.child.pid
+    }
+
+    /// Runs tasks `first..first + len` in the server and returns their outcome, calling
+    /// `on_start` for each task start when `report_starts`. `leave` runs once, when the
+    /// batch is over and before a server that ended is reaped (after which its pid may be
+    /// reused). An `Err` means the server is gone (it died, or made no sense and was killed):
+    /// drop it.
+    pub(crate) fn run(
+        &mut self,
+        first: usize,
+        len: usize,
+        report_starts: bool,
+        on_start: impl FnMut(usize, Instant),
+        leave: impl FnOnce(),
+    ) -> Result<Vec<u8>, Error> {
+        let mut command = [0u8; COMMAND];
+        command[..8].copy_from_slice(&(first as u64).to_le_bytes());
+        command[8..16].copy_from_slice(&(len as u64).to_le_bytes());
+        command[16] = u8::from(report_starts);
+        let (reply, broken) = match write_all(self.commands.as_raw_fd(), &command) {
+            Ok(()) => self.child.read_reply(on_start),
+            // Gone already (a broken pipe): say how it ended.
+            Err(_) => (None, None),
+        };
+        if broken.is_some() {
+            self.child.kill();
+        }
+        leave();
+        match (reply, broken) {
+            (Some(bytes), None) => Ok(bytes),
+            (_, Some(message)) => {
+                self.child.reap();
+                Err(Error::Transport {
+                    index: None,
+                    message,
+                })
+            }
+            (None, None) => Err(died(self.child.reap())),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // An idle server waits for a command: end it at once rather than by end of file,
+        // which a copy of the command pipe in another child would hold back.
+        if !self.child.reaped {
+            self.child.kill();
+            self.child.reap();
+        }
+    }
+}
+
+/// The server's side: reads commands until end of file, runs each and writes its outcome.
+fn serve(run: &RunRange<'_>, commands: OwnedFd) -> ! {
+    let fd = commands.as_raw_fd();
+    let mut command = [0u8; COMMAND];
+    loop {
+        match read_exact(fd, &mut command) {
+            Ok(true) => {}
+            // End of file: the parent is done with this server. An error means the same.
+            Ok(false) | Err(_) => {
+                // SAFETY: as in `child_main`.
+                unsafe { libc::_exit(0) }
+            }
+        }
+        let word = |at: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&command[at..at + 8]);
+            usize::try_from(u64::from_le_bytes(bytes)).unwrap_or(usize::MAX)
+        };
+        let (first, len) = (word(0), word(8));
+        let hook = (command[16] != 0).then_some(report_start as fn(usize));
+        let code = match catch_panic(|| run(first, len, hook)) {
+            Ok(bytes) => match send_reply(&bytes) {
+                Ok(()) => continue,
+                Err(_) => 1,
+            },
+            Err(_) => 70,
+        };
+        // SAFETY: as in `child_main`.
+        unsafe { libc::_exit(code) }
+    }
+}
+
+/// Fills `buf` from `fd`; `Ok(false)` at end of file before the first byte.
+fn read_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the rest of `buf` is writable memory of that many bytes.
+        let n = unsafe { libc::read(fd, buf[filled..].as_mut_ptr().cast(), buf.len() - filled) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            if filled == 0 {
+                return Ok(false);
+            }
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += n as usize;
+    }
+    Ok(true)
+}
+
+/// The error for a child that ended without an outcome, given its wait status.
+fn died(status: libc::c_int) -> Error {
+    Error::WorkerDied {
+        index: None,
+        detail: format!(
+            "a forked child {}",
+            super::child::describe(Ok(ExitStatus::from_raw(status)))
+        ),
+    }
 }
 
 /// Wraps the panic hook, once, so that a panic in a forked child prints with one raw
@@ -212,10 +413,32 @@ impl Child {
     /// `before_reap` runs once the child is known to be done, before it is reaped (after
     /// which its pid may be reused).
     pub(crate) fn wait_with(
-        self,
-        mut on_start: impl FnMut(usize, Instant),
+        mut self,
+        on_start: impl FnMut(usize, Instant),
         before_reap: impl FnOnce(),
     ) -> Result<Vec<u8>, Error> {
+        let (reply, broken) = self.read_reply(on_start);
+        if broken.is_some() {
+            self.kill();
+        }
+        before_reap();
+        let status = self.reap();
+        match (reply, broken) {
+            (_, Some(message)) => Err(Error::Transport {
+                index: None,
+                message,
+            }),
+            (Some(bytes), None) => Ok(bytes),
+            (None, None) => Err(died(status)),
+        }
+    }
+
+    /// Reads the child's frames until its outcome or end of file, calling `on_start` for
+    /// each task start: the outcome, if it came, and why the pipe is unusable, if it is.
+    fn read_reply(
+        &self,
+        mut on_start: impl FnMut(usize, Instant),
+    ) -> (Option<Vec<u8>>, Option<String>) {
         let fd = self.pipe.as_raw_fd();
         let mut reader = Reader::default();
         // Set once the child has ended: what it wrote is in the pipe, so the reader only
@@ -254,32 +477,14 @@ impl Child {
             match reader.read(fd, &mut on_start) {
                 Ok(Read::More) => {}
                 Ok(Read::Interrupted) => continue,
-                // End of file, or the outcome, which is the child's last word: it is
-                // exiting now. Reaping it below does not wait for end of file, which a copy
-                // of the pipe held elsewhere could delay.
+                // End of file, or the outcome, which is the child's last word on this
+                // batch. Reaping a one-batch child after it does not wait for end of
+                // file, which a copy of the pipe held elsewhere could delay.
                 Ok(Read::Done) => break None,
                 Err(message) => break Some(message),
             }
         };
-        if broken.is_some() {
-            self.kill();
-        }
-        before_reap();
-        let status = self.reap();
-        match (reader.reply, broken) {
-            (_, Some(message)) => Err(Error::Transport {
-                index: None,
-                message,
-            }),
-            (Some(bytes), None) => Ok(bytes),
-            (None, None) => Err(Error::WorkerDied {
-                index: None,
-                detail: format!(
-                    "a forked child {}",
-                    super::child::describe(Ok(ExitStatus::from_raw(status)))
-                ),
-            }),
-        }
+        (reader.reply, broken)
     }
 
     /// Kills the child (it is reaped by `wait`).
@@ -302,10 +507,12 @@ impl Child {
         }
     }
 
-    fn reap(&self) -> libc::c_int {
+    /// Waits for the child to end and reaps it; its wait status.
+    fn reap(&mut self) -> libc::c_int {
+        self.reaped = true;
         loop {
             let mut status = 0;
-            // SAFETY: as in `try_reap`.
+            // SAFETY: `waitpid` on our own child, with a status to fill in.
             let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
             if r == self.pid {
                 return status;

@@ -262,12 +262,14 @@ impl Mapping {
         }
         // SAFETY: a fresh read-only shared mapping of `len` bytes of an open file, at least
         // that long; the kernel picks the address. The mapping outlives the descriptor.
+        // Populated at once: tasks read all of a shared value as a rule, and one pass over
+        // the page tables costs far less than a fault per page.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 file.as_raw_fd(),
                 0,
             )
