@@ -330,6 +330,7 @@ fn captured_call(
         hidden("__parjob_body"),
     );
     let stays = hidden("__parjob_stays");
+    let probe = hidden("__parjob_probe");
     let name_strings = names.iter().map(|n| LitStr::new(&n.to_string(), n.span()));
     let kinds_value = quote! {
         (#((&&&&&&&&&::parjob::__private::CaptureProbe::of(&#names)).kind(),)*)
@@ -364,8 +365,8 @@ fn captured_call(
             let #kinds = #kinds_value;
             #(#check_captures)*
             #[allow(clippy::needless_borrow)]
-            let #remote = ::parjob::__private::captured_remote(
-                (&::parjob::__private::CapturedPointerProbe(#body_fn)).remote_map(&#captures, #kinds)
+            let #remote = |#captures: &_| ::parjob::__private::captured_remote(
+                (&::parjob::__private::CapturedPointerProbe(#body_fn)).remote_map(#captures, #kinds)
             );
             ::parjob::__private::#job_fn(#items, #captures, #body_fn).run(#builder, #remote, ::core::option::Option::None, ::core::option::Option::None)
         });
@@ -381,12 +382,14 @@ fn captured_call(
         let #kinds = #kinds_value;
         let #job = ::parjob::__private::#job_fn(#iter, (#(&#names,)*), |#caps, #pat| #body);
         #[allow(clippy::needless_borrow)]
-        let #remote = ::parjob::__private::captured_remote(
-            (&&&&#job.probe()).remote_map(#job.captures(), #kinds)
-        );
-        #[allow(clippy::needless_borrow)]
         let #results = (&&&#job.results_probe()).result_codec();
         let #stays = ::parjob::__private::captures_stay(#job.captures(), &#kinds, &[#(#name_strings),*]);
+        let #probe = #job.probe();
+        // Encodes the captures: run only when the call goes to worker processes.
+        #[allow(clippy::needless_borrow)]
+        let #remote = |#captures: &_| ::parjob::__private::captured_remote(
+            (&&&&#probe).remote_map(#captures, #kinds)
+        );
         #job.run(#builder, #remote, #results, #stays)
     })
 }

@@ -133,7 +133,7 @@ impl<It: IntoIterator, F, K> Comprehension<It, F, K> {
         K::Out: Send,
         F: Fn(It::Item) -> K::Out + Sync,
     {
-        let outs = parallel.map_maybe_remote(self.items, self.body, remote, results, None)?;
+        let outs = parallel.map_maybe_remote(self.items, self.body, || remote, results, None)?;
         Ok(K::collect(outs))
     }
 }
@@ -308,12 +308,12 @@ impl<It: IntoIterator, C, F, K> Captured<It, C, F, K> {
         &self.captures
     }
 
-    /// Runs the comprehension; `remote` lets a process backend take it, `results` lets a
-    /// forking one.
+    /// Runs the comprehension; `remote` makes the form a process backend takes (it encodes
+    /// the captures, so it runs only for such a backend), `results` lets a forking one.
     pub fn run<R>(
         self,
         parallel: Parallel,
-        remote: Option<RemoteMap<It::Item, K::Out>>,
+        remote: impl FnOnce(&C) -> Option<RemoteMap<It::Item, K::Out>>,
         results: Option<ResultCodec<K::Out>>,
         stays_because: Option<String>,
     ) -> Result<Vec<R>, Error>
@@ -331,6 +331,7 @@ impl<It: IntoIterator, C, F, K> Captured<It, C, F, K> {
             ..
         } = self;
         let call = |item| body(&captures, item);
+        let remote = || remote(&captures);
         let outs = parallel.map_maybe_remote(items, call, remote, results, stays_because)?;
         Ok(K::collect(outs))
     }

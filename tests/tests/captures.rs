@@ -188,3 +188,49 @@ fn at_verbose_one_a_fallback_names_the_capture_that_cannot_travel() {
     let out = parallel!(opaque.0 + x for x in 0..4u64).unwrap();
     assert_eq!(out, [1, 2, 3, 4]);
 }
+
+static ENCODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A captured value that counts how often it is encoded.
+#[derive(serde::Deserialize)]
+struct Counted(Vec<u64>);
+
+impl serde::Serialize for Counted {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ENCODED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.serialize(s)
+    }
+}
+
+fn nth(values: &Counted, i: usize) -> u64 {
+    values.0[i]
+}
+
+fn library_nth(values: &Counted) -> Result<Vec<u64>, parjob::Error> {
+    parallel!(nth(values, i) for i in 0..4usize)
+}
+
+#[test]
+fn captures_are_encoded_only_for_calls_that_go_to_worker_processes() {
+    let _serial = serial();
+    let values = Counted(vec![5, 6, 7, 8]);
+    ENCODED.store(0, std::sync::atomic::Ordering::SeqCst);
+    for backend in ["threading", "sequential", "multiprocessing"] {
+        let out = parallel_backend(backend)
+            .n_jobs(2)
+            .run(|| library_nth(&values))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, [5, 6, 7, 8], "{backend}");
+    }
+    // Threads and forked children use the caller's value as it is.
+    assert_eq!(ENCODED.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let out = parallel_backend("loky")
+        .n_jobs(2)
+        .run(|| library_nth(&values))
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, [5, 6, 7, 8]);
+    // Once per call, whatever the number of workers and batches.
+    assert_eq!(ENCODED.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

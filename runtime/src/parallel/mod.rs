@@ -27,7 +27,7 @@ use plan::Plan;
 use progress::ProgressFn;
 use stream::Stream;
 
-use crate::backend::{BackendSpec, ParamValue};
+use crate::backend::{BackendSpec, ParamValue, Workers};
 use crate::error::Error;
 use crate::scope::{Prefer, Require, Settings};
 
@@ -507,11 +507,13 @@ impl Parallel {
     }
 
     /// `map` for the macros: with a remote form, a process backend can take the tasks.
+    /// `remote` makes that form (encoding the call's captures), and runs only when the
+    /// backend's workers are other processes and the call does not run inline.
     pub(crate) fn map_maybe_remote<It, F, R>(
         &self,
         items: It,
         f: F,
-        remote: Option<crate::remote::RemoteMap<It::Item, R>>,
+        remote: impl FnOnce() -> Option<crate::remote::RemoteMap<It::Item, R>>,
         results: Option<crate::remote::ResultCodec<R>>,
         stays_because: Option<String>,
     ) -> Result<Vec<R>, Error>
@@ -521,7 +523,12 @@ impl Parallel {
         F: Fn(It::Item) -> R + Sync,
         R: Send,
     {
-        self.collect_scoped(
+        let plan = Plan::settle(self)?;
+        let remote = match plan.backend.workers() {
+            Workers::Processes if !plan.runs_inline() => remote(),
+            _ => None,
+        };
+        Self::collect_planned(
             items.into_iter(),
             &RemoteMapFn {
                 map: MapFn(f),
@@ -529,6 +536,7 @@ impl Parallel {
                 results,
                 stays_because,
             },
+            plan,
         )
     }
 
@@ -540,7 +548,17 @@ impl Parallel {
     where
         It::Item: Send,
     {
-        let mut plan = Plan::settle(self)?;
+        Self::collect_planned(input, apply, Plan::settle(self)?)
+    }
+
+    fn collect_planned<It: Iterator, A: Remote<It::Item> + Sync>(
+        input: It,
+        apply: &A,
+        mut plan: Plan,
+    ) -> Result<Vec<A::Out>, Error>
+    where
+        It::Item: Send,
+    {
         if plan.runs_inline() {
             return stream::collect_inline(input, apply, &mut plan);
         }
