@@ -234,3 +234,49 @@ fn captures_are_encoded_only_for_calls_that_go_to_worker_processes() {
     // Once per call, whatever the number of workers and batches.
     assert_eq!(ENCODED.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+fn weighted(
+    label: &str,
+    data: &[f64],
+    tail: &[u32],
+    scale: i64,
+    i: usize,
+) -> (usize, f64, u32, i64) {
+    (label.len(), data[i * 1000], tail[i], scale * i as i64)
+}
+
+fn library_large(
+    label: &str,
+    data: &[f64],
+    tail: &[u32],
+    scale: i64,
+) -> Result<Vec<(usize, f64, u32, i64)>, parjob::Error> {
+    parallel!(weighted(label, data, tail, scale, i) for i in 0..16usize)
+}
+
+#[test]
+fn a_large_captured_slice_among_small_captures_reaches_workers_whole_and_in_order() {
+    let _serial = serial();
+    // 2 MiB of numbers between two other captures: written straight to a memory file
+    // after the encoding of the first, followed by the others.
+    let data: Vec<f64> = (0..262_144).map(f64::from).collect();
+    let tail: Vec<u32> = (100..116).collect();
+    let run = |backend: &str| {
+        parallel_backend(backend)
+            .n_jobs(2)
+            .run(|| library_large("large", &data, &tail, -3))
+            .unwrap()
+            .unwrap()
+    };
+    let expected: Vec<(usize, f64, u32, i64)> = (0..16)
+        .map(|i| (5, (i * 1000) as f64, 100 + i as u32, -3 * i as i64))
+        .collect();
+    assert_eq!(run("threading"), expected);
+    assert_eq!(run("loky"), expected);
+    let pids = parallel_backend("loky")
+        .n_jobs(2)
+        .run(|| parallel!(score(&data, "large", 0, i) for i in 0..4u32))
+        .unwrap()
+        .unwrap();
+    assert!(pids.iter().all(|s| s.0 != std::process::id()), "{pids:?}");
+}

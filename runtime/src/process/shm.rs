@@ -16,7 +16,7 @@
 //! it crosses into any number of workers with one copy in all.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -160,27 +160,7 @@ impl Drop for Region {
     }
 }
 
-/// Attachments at least this large are written once to a memory file that every worker
-/// maps, instead of through each worker's pipe.
-pub(crate) const MIN_FILE: usize = 1 << 20;
-
-/// An attachment in a memory file: the pool's side. Workers open it through `/proc`, so it
-/// stays open while the caller holds the attachment.
-#[derive(Debug)]
-pub(crate) struct SharedFile {
-    fd: OwnedFd,
-    len: usize,
-}
-
-impl SharedFile {
-    pub(crate) fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
+pub(crate) use crate::remote::memfile::{MIN_FILE, MemFile as SharedFile};
 
 /// The memory files of live attachments, by id.
 fn files() -> &'static Mutex<HashMap<u64, Arc<SharedFile>>> {
@@ -188,20 +168,24 @@ fn files() -> &'static Mutex<HashMap<u64, Arc<SharedFile>>> {
     FILES.get_or_init(Default::default)
 }
 
-/// The memory file of `attachment`, written the first time a worker needs it; `None` if
-/// the system refuses one (the attachment then goes through the pipe).
+/// The memory file of `attachment`: the one its encoding was written to, or one written
+/// the first time a worker needs it; `None` if the system refuses one (the attachment then
+/// goes through the pipe). Either stays open while the caller holds the attachment.
 pub(crate) fn shared_file(attachment: &Attachment) -> Option<Arc<SharedFile>> {
     let mut files = files().lock().recover();
     files.retain(|&id, _| attach::is_alive(id));
     if let Some(file) = files.get(&attachment.id()) {
         return Some(Arc::clone(file));
     }
-    let file = match write_file(attachment.bytes()) {
-        Ok(file) => Arc::new(file),
-        Err(e) => {
-            tracing::debug!("parjob: no memory file for a shared value ({e}); using the pipe");
-            return None;
-        }
+    let file = match attachment.file() {
+        Some(file) => Arc::clone(file),
+        None => match SharedFile::write([attachment.bytes()]) {
+            Ok(file) => Arc::new(file),
+            Err(e) => {
+                tracing::debug!("parjob: no memory file for a shared value ({e}); using the pipe");
+                return None;
+            }
+        },
     };
     files.insert(attachment.id(), Arc::clone(&file));
     Some(file)
@@ -213,21 +197,6 @@ pub(crate) fn prune_files() {
         .lock()
         .recover()
         .retain(|&id, _| attach::is_alive(id));
-}
-
-fn write_file(bytes: &[u8]) -> io::Result<SharedFile> {
-    // SAFETY: a static, NUL-terminated name, and flags; returns a new descriptor or -1.
-    let fd = unsafe { libc::memfd_create(c"parjob-shared".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `memfd_create` returned a new descriptor that nothing else owns.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    file.write_all(bytes)?;
-    Ok(SharedFile {
-        fd: OwnedFd::from(file),
-        len: bytes.len(),
-    })
 }
 
 /// A read-only mapping of another process's memory file: the worker's side of a
@@ -306,7 +275,7 @@ mod tests {
     #[test]
     fn a_shared_file_maps_back_to_its_bytes() {
         let bytes: Vec<u8> = (0..3 * MIN_FILE).map(|i| (i * 13) as u8).collect();
-        let file = write_file(&bytes).unwrap();
+        let file = SharedFile::write([&bytes[..]]).unwrap();
         let mapping = Mapping::open(std::process::id(), file.raw_fd(), file.len()).unwrap();
         assert_eq!(mapping.as_ref(), &bytes[..]);
         assert!(Mapping::open(std::process::id(), file.raw_fd(), file.len() + 1).is_err());

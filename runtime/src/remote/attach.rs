@@ -32,7 +32,10 @@ use crate::sync::Recover;
 #[derive(Clone)]
 pub struct Attachment {
     id: u64,
-    bytes: Arc<Vec<u8>>,
+    bytes: Bytes,
+    /// The memory file that holds `bytes`, when the encoding was written straight to one.
+    #[cfg(target_os = "linux")]
+    file: Option<Arc<super::memfile::MemFile>>,
 }
 
 impl Attachment {
@@ -43,11 +46,45 @@ impl Attachment {
 
     /// The encoded value.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        (*self.bytes).as_ref()
     }
 
     pub(crate) fn new(id: u64, bytes: Arc<Vec<u8>>) -> Self {
-        Attachment { id, bytes }
+        Attachment {
+            id,
+            bytes,
+            #[cfg(target_os = "linux")]
+            file: None,
+        }
+    }
+
+    /// An attachment whose encoding is `pieces` one after the other. A large one goes
+    /// straight into a memory file (on Linux), which workers map: its bytes are then copied
+    /// once in all, from where they lie.
+    pub(crate) fn from_pieces(id: u64, pieces: &[&[u8]]) -> Self {
+        #[cfg(target_os = "linux")]
+        if pieces.iter().map(|p| p.len()).sum::<usize>() >= super::memfile::MIN_FILE {
+            match super::memfile::MemFile::write_mapped(pieces.iter().copied()) {
+                Ok(file) => {
+                    let file = Arc::new(file);
+                    return Attachment {
+                        id,
+                        bytes: Arc::clone(&file) as Bytes,
+                        file: Some(file),
+                    };
+                }
+                Err(e) => {
+                    tracing::debug!("parjob: no memory file for captured values ({e})");
+                }
+            }
+        }
+        Attachment::new(id, Arc::new(pieces.concat()))
+    }
+
+    /// The memory file that holds the bytes, if they were written straight to one.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn file(&self) -> Option<&Arc<super::memfile::MemFile>> {
+        self.file.as_ref()
     }
 }
 
@@ -55,24 +92,21 @@ impl fmt::Debug for Attachment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Attachment")
             .field("id", &self.id)
-            .field("len", &self.bytes.len())
+            .field("len", &self.bytes().len())
             .finish()
     }
 }
 
 impl Serialize for Attachment {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.id, serde_bytes_ref(&self.bytes)).serialize(serializer)
+        (self.id, serde_bytes_ref(self.bytes())).serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Attachment {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (id, bytes): (u64, serde_bytes_owned::Bytes) = Deserialize::deserialize(deserializer)?;
-        Ok(Attachment {
-            id,
-            bytes: Arc::new(bytes.0),
-        })
+        Ok(Attachment::new(id, Arc::new(bytes.0)))
     }
 }
 
@@ -204,7 +238,7 @@ pub(crate) fn record(id: u64, bytes: impl FnOnce() -> Arc<Vec<u8>>) -> bool {
     COLLECTOR.with(|c| match c.borrow_mut().as_mut() {
         Some(met) => {
             if !met.iter().any(|a| a.id == id) {
-                met.push(Attachment { id, bytes: bytes() });
+                met.push(Attachment::new(id, bytes()));
             }
             true
         }

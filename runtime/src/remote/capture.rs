@@ -52,6 +52,45 @@ pub trait CaptureKind<T>: Copy {
         let _ = value;
         0
     }
+
+    /// As [`encode`](Self::encode), for a kind whose encoding may end with a large block of
+    /// memory that already lies in the caller (numbers): writes what comes before the block
+    /// and returns the block, which the caller copies once to where it goes.
+    fn encode_lent<'v>(value: &'v T, out: &mut Vec<u8>) -> Result<Option<&'v [u8]>, String> {
+        Self::encode(value, out).map(|()| None)
+    }
+
+    /// Whether [`encode_lent`](Self::encode_lent) may return a block.
+    fn lends() -> bool {
+        false
+    }
+}
+
+/// Blocks of numbers smaller than this are copied with the rest of the encoding.
+const LEND_FROM: usize = 64 << 10;
+
+/// Captured values as encoded: the bytes made, and blocks of the captures' own memory that
+/// belong at given positions among them (see [`CaptureKind::encode_lent`]).
+#[derive(Debug, Default)]
+pub struct Pieces<'v> {
+    made: Vec<u8>,
+    /// Each block, after the first `.0` bytes of `made`.
+    lent: Vec<(usize, &'v [u8])>,
+}
+
+impl Pieces<'_> {
+    /// The encoding, as slices to put one after the other.
+    pub(crate) fn slices(&self) -> Vec<&[u8]> {
+        let mut out = Vec::with_capacity(2 * self.lent.len() + 1);
+        let mut at = 0;
+        for &(pos, block) in &self.lent {
+            out.push(&self.made[at..pos]);
+            out.push(block);
+            at = pos;
+        }
+        out.push(&self.made[at..]);
+        out
+    }
 }
 
 /// The numbers whose vectors travel as one block of memory.
@@ -188,6 +227,12 @@ impl<'a, N: Number> CaptureKind<&'a [N]> for NumbersKind<N> {
         // SAFETY: the caller's promise, passed on.
         unsafe { reference(owned.as_slice(), slot) }
     }
+    fn encode_lent<'v>(value: &'v &'a [N], out: &mut Vec<u8>) -> Result<Option<&'v [u8]>, String> {
+        format::encode_seq_lent(value, out, LEND_FROM).map_err(error)
+    }
+    fn lends() -> bool {
+        true
+    }
 }
 
 impl<N: Number> CaptureKind<Vec<N>> for NumberVecKind<N> {
@@ -203,6 +248,12 @@ impl<N: Number> CaptureKind<Vec<N>> for NumberVecKind<N> {
     }
     fn size_hint(value: &Vec<N>) -> usize {
         8 + size_of_val(value.as_slice())
+    }
+    fn encode_lent<'v>(value: &'v Vec<N>, out: &mut Vec<u8>) -> Result<Option<&'v [u8]>, String> {
+        format::encode_seq_lent(value, out, LEND_FROM).map_err(error)
+    }
+    fn lends() -> bool {
+        true
     }
 }
 
@@ -220,6 +271,15 @@ impl<'a, N: Number> CaptureKind<&'a Vec<N>> for NumberVecRefKind<N> {
     }
     fn size_hint(value: &&'a Vec<N>) -> usize {
         8 + size_of_val(value.as_slice())
+    }
+    fn encode_lent<'v>(
+        value: &'v &'a Vec<N>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<&'v [u8]>, String> {
+        format::encode_seq_lent(value, out, LEND_FROM).map_err(error)
+    }
+    fn lends() -> bool {
+        true
     }
 }
 
@@ -323,8 +383,9 @@ pub trait CaptureKinds<C>: Copy {
     /// The positions and types of the captures that cannot travel.
     fn staying() -> Vec<(usize, &'static str)>;
 
-    /// Encodes every capture, in order.
-    fn encode(captures: &C, out: &mut Vec<u8>) -> Result<(), String>;
+    /// Encodes every capture, in order; large blocks of numbers stay where they are until
+    /// the pieces are written out.
+    fn encode<'v>(captures: &'v C) -> Result<Pieces<'v>, String>;
 
     /// Decodes what `encode` made; the result may borrow from `bytes`.
     fn decode(bytes: &'static [u8]) -> Result<Self::Owned, String>;
@@ -350,10 +411,16 @@ macro_rules! capture_tuples {
                 out
             }
 
-            fn encode(captures: &($(&'c $t,)+), out: &mut Vec<u8>) -> Result<(), String> {
-                out.reserve(0 $(+ $k::size_hint(captures.$i))+);
-                $($k::encode(captures.$i, out)?;)+
-                Ok(())
+            fn encode<'v>(captures: &'v ($(&'c $t,)+)) -> Result<Pieces<'v>, String> {
+                let mut pieces = Pieces::default();
+                // Room for what is copied; lent blocks are not.
+                pieces.made.reserve(0 $(+ if $k::lends() { 16 } else { $k::size_hint(captures.$i) })+);
+                $(
+                    if let Some(block) = $k::encode_lent(captures.$i, &mut pieces.made)? {
+                        pieces.lent.push((pieces.made.len(), block));
+                    }
+                )+
+                Ok(pieces)
             }
 
             fn decode(bytes: &'static [u8]) -> Result<Self::Owned, String> {

@@ -76,6 +76,23 @@ pub(crate) fn encode_seq<T: Serialize + 'static>(values: &[T], out: &mut Vec<u8>
     values.iter().try_for_each(|v| encode_value(v, out))
 }
 
+/// As [`encode_seq`], but a sequence of numbers of at least `lend_from` bytes is not copied:
+/// only its count is written, and its memory, which is the rest of its encoding, is
+/// returned for the caller to put right after it.
+pub(crate) fn encode_seq_lent<'v, T: Serialize + 'static>(
+    values: &'v [T],
+    out: &mut Vec<u8>,
+    lend_from: usize,
+) -> Result<Option<&'v [u8]>> {
+    match bulk::slice_bytes(values) {
+        Some(bytes) if bytes.len() >= lend_from => {
+            out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+            Ok(Some(bytes))
+        }
+        _ => encode_seq(values, out).map(|()| None),
+    }
+}
+
 /// Decodes what [`encode_seq`] made; the bytes must hold exactly that.
 pub(crate) fn decode_seq<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<Vec<T>> {
     let mut decoder = Decoder { input: bytes };

@@ -231,10 +231,10 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
         if !K::travel() {
             return Ok(None);
         }
-        let mut bytes = Vec::new();
-        let (encoded, shared) = attach::collect(|| K::encode(captures, &mut bytes));
-        encoded?;
+        let (pieces, shared) = attach::collect(|| K::encode(captures));
         let id = attach::next_id();
+        // Written once: into a memory file that workers map when large, else one buffer.
+        let attachment = Attachment::from_pieces(id, &pieces?.slices());
         let alive = Arc::new(attach::hold(id));
         Ok(Some(RemoteMap {
             form: RemoteForm {
@@ -242,7 +242,7 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
                 callee,
             },
             captures: Some(CallCaptures {
-                attachment: Attachment::new(id, Arc::new(bytes)),
+                attachment,
                 shared,
                 _alive: alive,
             }),
