@@ -262,6 +262,28 @@ fn checks() -> Result<(), String> {
         })?;
     }
 
+    // A large capture (2 MiB, written once to a memory file that ranks on this host map)
+    // arrives whole, between the small ones.
+    let large: Vec<f64> = (1..=262_144).map(f64::from).collect();
+    let scores = captured_scores(&large, "mpi", 2).map_err(|e| e.to_string())?;
+    for (i, &(_, score)) in scores.iter().enumerate() {
+        check(score == 34_359_869_440.0 * i as f64 + 5.0, || {
+            format!("score {i} over the large capture is {score}")
+        })?;
+    }
+    // So does a large `Shared` value, across calls.
+    let data = parjob::Shared::new((1..=200_000u64).collect::<Vec<u64>>());
+    for _ in 0..2 {
+        let out = Parallel::new()
+            .batch_size(1)
+            .run((0..8u32).map(|t| delayed!(shared_sum(data.clone(), t))))
+            .map_err(|e| e.to_string())?;
+        check(out.iter().all(|&(_, sum, _, _)| sum == 20_000_100_000), || {
+            format!("sums of the large shared value: {out:?}")
+        })?;
+    }
+    drop(data);
+
     // A `Shared` value reaches each rank once, whatever the number of batches and calls, and
     // ranks drop it when rank 0 does.
     let data = parjob::Shared::new((1..=1000u64).collect::<Vec<u64>>());

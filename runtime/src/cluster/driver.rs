@@ -7,13 +7,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ::mpi::point_to_point::MatchedReceiveVec;
-use ::mpi::topology::SimpleCommunicator;
+use ::mpi::topology::{Process, SimpleCommunicator};
 use ::mpi::traits::{Communicator, Destination, Source};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::{World, tag, wire};
 use crate::job::{RemoteJob, RemoteReply};
-use crate::remote::{Held, Tell};
+use crate::remote::{Attachment, Held, Tell};
 use crate::sync::Recover;
 
 pub(super) enum Command {
@@ -69,6 +69,26 @@ pub(crate) fn abort() {
 struct Running {
     id: u64,
     reply: Option<RemoteReply>,
+}
+
+/// Sends attachment `a` to `rank`: as the place of its memory file if the rank can map it
+/// (one file for every such rank), else as a message of its own, sent from where the bytes
+/// lie.
+fn send_attachment(target: &Process<'_>, rank: i32, a: &Attachment) {
+    #[cfg(target_os = "linux")]
+    if a.bytes().len() >= crate::remote::memfile::MIN_FILE
+        && usize::try_from(rank).is_ok_and(super::maps_files)
+        && let Some(file) = crate::remote::memfile::shared_file(a)
+    {
+        let message =
+            wire::attach_file_message(a.id(), std::process::id(), file.raw_fd(), file.len());
+        target.send_with_tag(&message[..], tag::ATTACH_FILE);
+        return;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = rank;
+    target.send_with_tag(&wire::attach_id_message(a)[..], tag::ATTACH_ID);
+    target.send_with_tag(a.bytes(), tag::ATTACH);
 }
 
 /// Polls without sleeping this many times after the last event: a task that takes tens of
@@ -191,10 +211,11 @@ impl Driver {
                 match step {
                     Tell::Forget(ids) => {
                         target.send_with_tag(&wire::forget_message(ids)[..], tag::FORGET);
+                        // Files of attachments nobody holds any more close now.
+                        #[cfg(target_os = "linux")]
+                        crate::remote::memfile::prune_files();
                     }
-                    Tell::Keep(a) => {
-                        target.send_with_tag(&wire::attach_message(a)[..], tag::ATTACH)
-                    }
+                    Tell::Keep(a) => send_attachment(&target, rank, a),
                 }
                 Ok::<(), ()>(())
             });

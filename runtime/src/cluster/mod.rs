@@ -25,10 +25,17 @@ mod tag {
     pub(super) const DONE: i32 = 0x7061_0003;
     /// Rank 0 to a worker rank: no more work, finalise and exit.
     pub(super) const SHUTDOWN: i32 = 0x7061_0004;
-    /// Rank 0 to a worker rank: keep an attachment (a `Shared` value).
+    /// Rank 0 to a worker rank: keep an attachment (a `Shared` value, a call's captures),
+    /// whose bytes are the message; its id came just before, tagged `ATTACH_ID`.
     pub(super) const ATTACH: i32 = 0x7061_0005;
     /// Rank 0 to a worker rank: forget attachments.
     pub(super) const FORGET: i32 = 0x7061_0006;
+    /// Rank 0 to a worker rank: the id of the attachment that follows (sent apart, so that
+    /// the attachment goes from where its bytes lie, without a copy).
+    pub(super) const ATTACH_ID: i32 = 0x7061_0007;
+    /// Rank 0 to a worker rank on its host: keep an attachment that lies in a memory file
+    /// of rank 0's, which the rank maps (see `wire::attach_file_message`).
+    pub(super) const ATTACH_FILE: i32 = 0x7061_0008;
 }
 
 /// What this process knows about the MPI job, once initialised.
@@ -80,6 +87,10 @@ pub(crate) fn init(worker_scope: WorkerScope) -> Result<(), Error> {
     let rank = usize::try_from(comm.rank()).unwrap_or(0);
     let size = usize::try_from(comm.size()).unwrap_or(1);
     let local_size = usize::try_from(comm.split_shared(0).size()).unwrap_or(1);
+    let mappable = mappable_ranks(&comm);
+    if rank == 0 {
+        let _ = MAPPABLE.set(mappable);
+    }
     let world = World {
         rank,
         size,
@@ -98,6 +109,64 @@ pub(crate) fn init(worker_scope: WorkerScope) -> Result<(), Error> {
         driver::start(world);
     }
     Ok(())
+}
+
+/// On rank 0: which ranks can map rank 0's memory files (see [`mappable_ranks`]).
+static MAPPABLE: OnceLock<Vec<bool>> = OnceLock::new();
+
+/// Whether `rank` can map rank 0's memory files, so that large attachments reach it as one
+/// (written once for all such ranks) instead of as a message of their own.
+pub(super) fn maps_files(rank: usize) -> bool {
+    MAPPABLE
+        .get()
+        .and_then(|m| m.get(rank).copied())
+        .unwrap_or(false)
+}
+
+/// Finds, with every rank taking part, which ranks can open a memory file of rank 0's
+/// through `/proc` (those on its host and in its pid namespace): rank 0 makes a small one
+/// and tells everyone where it is, each rank looks, and rank 0 gathers the answers. Empty
+/// on the other ranks.
+fn mappable_ranks(comm: &::mpi::topology::SimpleCommunicator) -> Vec<bool> {
+    use ::mpi::traits::Root;
+    let root = comm.process_at_rank(0);
+    let is_root = comm.rank() == 0;
+    // Where the file is: pid, descriptor, device and inode (all zero when there is none).
+    let mut place = [0u64; 4];
+    #[cfg(target_os = "linux")]
+    let probe = is_root
+        .then(|| crate::remote::memfile::MemFile::write([&b"parjob"[..]]).ok())
+        .flatten();
+    #[cfg(target_os = "linux")]
+    if let Some(file) = &probe
+        && let Ok((dev, ino)) = file.identity()
+    {
+        place = [
+            u64::from(std::process::id()),
+            u64::try_from(file.raw_fd()).unwrap_or(0),
+            dev,
+            ino,
+        ];
+    }
+    root.broadcast_into(&mut place[..]);
+    #[cfg(target_os = "linux")]
+    let reaches = place[0] != 0
+        && crate::remote::memfile::reaches(
+            u32::try_from(place[0]).unwrap_or(0),
+            i32::try_from(place[1]).unwrap_or(-1),
+            (place[2], place[3]),
+        );
+    #[cfg(not(target_os = "linux"))]
+    let reaches = false;
+    let answer = u8::from(reaches);
+    if is_root {
+        let mut answers = vec![0u8; usize::try_from(comm.size()).unwrap_or(1)];
+        root.gather_into_root(&answer, &mut answers[..]);
+        answers.into_iter().map(|a| a == 1).collect()
+    } else {
+        root.gather_into(&answer);
+        Vec::new()
+    }
 }
 
 /// Ends rank 0's session: the other ranks are told to exit, and MPI is finalised.

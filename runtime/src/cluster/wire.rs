@@ -75,11 +75,42 @@ pub(super) fn parse_batch(mut bytes: Vec<u8>) -> Option<Received> {
 }
 
 /// An attachment as rank 0 sends it: its bytes, then its id.
-pub(super) fn attach_message(attachment: &Attachment) -> Vec<u8> {
-    let mut out = Vec::with_capacity(attachment.bytes().len() + 8);
-    out.extend_from_slice(attachment.bytes());
-    out.extend_from_slice(&attachment.id().to_le_bytes());
+pub(super) fn attach_id_message(attachment: &Attachment) -> [u8; 8] {
+    attachment.id().to_le_bytes()
+}
+
+/// An `ATTACH_FILE` message: the attachment's id, and where its memory file is: rank 0's
+/// pid, the file's descriptor there and its length.
+pub(super) fn attach_file_message(id: u64, pid: u32, fd: i32, len: usize) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..8].copy_from_slice(&id.to_le_bytes());
+    out[8..16].copy_from_slice(&u64::from(pid).to_le_bytes());
+    out[16..24].copy_from_slice(&i64::from(fd).to_le_bytes());
+    out[24..].copy_from_slice(&(len as u64).to_le_bytes());
     out
+}
+
+/// What an `ATTACH_FILE` message says: id, pid, descriptor, length.
+pub(super) fn attached_file(bytes: &[u8]) -> Option<(u64, u32, i32, usize)> {
+    let word = |i: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
+    if bytes.len() != 32 {
+        return None;
+    }
+    Some((
+        word(0)?,
+        u32::try_from(word(1)?).ok()?,
+        i32::try_from(word(2)? as i64).ok()?,
+        usize::try_from(word(3)?).ok()?,
+    ))
+}
+
+/// The id of an `ATTACH_ID` message.
+pub(super) fn attach_id(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// Ids to forget, one after another.
@@ -144,8 +175,11 @@ mod tests {
         assert_eq!(msg, [9, 8, 7]);
         assert_eq!(started(&started_message(5, 3)), Some((5, 3)));
         assert_eq!(forgotten(&forget_message(&[3, u64::MAX])), [3, u64::MAX]);
-        let mut attach = attach_message(&Attachment::new(9, std::sync::Arc::new(vec![1, 2])));
-        assert_eq!(take_id(&mut attach), Some(9));
-        assert_eq!(attach, [1, 2]);
+        let attach = Attachment::new(9, std::sync::Arc::new(vec![1, 2]));
+        assert_eq!(attach_id(&attach_id_message(&attach)), Some(9));
+        assert_eq!(attach_id(&[1, 2]), None);
+        let file = attach_file_message(7, 4321, 12, 3 << 20);
+        assert_eq!(attached_file(&file), Some((7, 4321, 12, 3 << 20)));
+        assert_eq!(attached_file(&file[..31]), None);
     }
 }

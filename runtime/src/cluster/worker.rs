@@ -26,6 +26,9 @@ pub(super) fn serve(world: World, worker_scope: WorkerScope) {
     let root = comm.process_at_rank(0);
     let default_inner = n_jobs::default_inner_threads(world.local_size);
     let mut quiet = 0u32;
+    // The id of the attachment whose bytes come next (messages from one rank arrive in
+    // the order they were sent).
+    let mut attaching: Option<u64> = None;
     loop {
         let Some(probed) = root.immediate_matched_probe() else {
             quiet = quiet.saturating_add(1);
@@ -55,12 +58,15 @@ pub(super) fn serve(world: World, worker_scope: WorkerScope) {
                 let message = wire::done_message(outcome, received.id);
                 root.send_with_tag(&message[..], tag::DONE);
             }
-            tag::ATTACH => {
-                let mut bytes = bytes;
-                if let Some(id) = wire::take_id(&mut bytes) {
-                    crate::remote::attach::keep(id, std::sync::Arc::new(bytes));
-                }
-            }
+            tag::ATTACH_ID => attaching = wire::attach_id(&bytes),
+            tag::ATTACH_FILE => attach_file(&bytes, world.rank),
+            tag::ATTACH => match attaching.take() {
+                Some(id) => crate::remote::attach::keep(id, std::sync::Arc::new(bytes)),
+                None => tracing::error!(
+                    "parjob: rank {} received an attachment without its id",
+                    world.rank
+                ),
+            },
             tag::FORGET => crate::remote::attach::forget(&wire::forgotten(&bytes)),
             other => tracing::warn!(
                 "parjob: rank {} ignores an MPI message with tag {other}",
@@ -68,6 +74,21 @@ pub(super) fn serve(world: World, worker_scope: WorkerScope) {
             ),
         }
     }
+}
+
+/// Maps the memory file an `ATTACH_FILE` message names and keeps the attachment in it.
+fn attach_file(message: &[u8], rank: usize) {
+    let Some((id, pid, fd, len)) = wire::attached_file(message) else {
+        return tracing::error!("parjob: rank {rank} received a malformed attachment");
+    };
+    #[cfg(target_os = "linux")]
+    match crate::remote::memfile::Mapping::open(pid, fd, len) {
+        Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
+        // The batch that needs it fails, saying it was not sent.
+        Err(e) => tracing::error!("parjob: rank {rank} cannot map attachment {id}: {e}"),
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (id, pid, fd, len);
 }
 
 fn report_start(task: usize) {

@@ -622,8 +622,8 @@ fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
         Tell::Forget(ids) => worker.send(&ToWorker::Forget { ids: ids.to_vec() }, &[]),
         Tell::Keep(a) => {
             #[cfg(target_os = "linux")]
-            if a.bytes().len() >= super::shm::MIN_FILE
-                && let Some(file) = super::shm::shared_file(a)
+            if a.bytes().len() >= crate::remote::memfile::MIN_FILE
+                && let Some(file) = crate::remote::memfile::shared_file(a)
             {
                 let msg = ToWorker::AttachFile {
                     id: a.id(),
@@ -640,7 +640,7 @@ fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
 /// Tells `worker` to forget the attachments the caller dropped, if it holds any.
 fn forget_dropped(worker: &mut WorkerProcess) -> Result<(), WireError> {
     #[cfg(target_os = "linux")]
-    super::shm::prune_files();
+    crate::remote::memfile::prune_files();
     if !worker.held.holds_dropped() {
         return Ok(());
     }

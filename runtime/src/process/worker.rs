@@ -125,7 +125,7 @@ pub(crate) fn serve(
 fn keep_file(parent_pid: u32, id: u64, fd: i32, len: u64) {
     let mapped = usize::try_from(len)
         .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|len| super::shm::Mapping::open(parent_pid, fd, len));
+        .and_then(|len| crate::remote::memfile::Mapping::open(parent_pid, fd, len));
     match mapped {
         Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
         // The batches that need it fail with an error that says it was not received.

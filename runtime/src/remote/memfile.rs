@@ -1,11 +1,20 @@
 //! Memory files (`memfd_create`): an encoded value written once, that other processes map.
 //!
-//! Workers open a file of their parent's through `/proc/<pid>/fd/<n>`, so a file stays
-//! open for as long as its value may be needed. Linux only.
+//! Large attachments (`Shared` values, a call's captured data) reach workers on the same
+//! host this way: one memory file per attachment, written once ([`shared_file`]), which
+//! every worker maps read only through `/proc/<parent>/fd/<n>` ([`Mapping`]). Workers read
+//! the data in place, so it crosses into any number of workers with one copy in all. A
+//! file stays open while the caller holds its attachment. Linux only.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::Attachment;
+use crate::sync::Recover;
 
 /// Values at least this large go to workers as a memory file that every worker maps,
 /// instead of through each worker's pipe.
@@ -106,9 +115,146 @@ impl Drop for MemFile {
     }
 }
 
+/// The memory files of live attachments, by id.
+fn files() -> &'static Mutex<HashMap<u64, Arc<MemFile>>> {
+    static FILES: OnceLock<Mutex<HashMap<u64, Arc<MemFile>>>> = OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+/// The memory file of `attachment`: the one its encoding was written to, or one written
+/// the first time a worker needs it; `None` if the system refuses one (the attachment then
+/// goes through the pipe). Either stays open while the caller holds the attachment.
+pub(crate) fn shared_file(attachment: &Attachment) -> Option<Arc<MemFile>> {
+    let mut files = files().lock().recover();
+    files.retain(|&id, _| super::attach::is_alive(id));
+    if let Some(file) = files.get(&attachment.id()) {
+        return Some(Arc::clone(file));
+    }
+    let file = match attachment.file() {
+        Some(file) => Arc::clone(file),
+        None => match MemFile::write([attachment.bytes()]) {
+            Ok(file) => Arc::new(file),
+            Err(e) => {
+                tracing::debug!("parjob: no memory file for a shared value ({e}); using the pipe");
+                return None;
+            }
+        },
+    };
+    files.insert(attachment.id(), Arc::clone(&file));
+    Some(file)
+}
+
+/// Closes the memory files of attachments the caller no longer holds.
+pub(crate) fn prune_files() {
+    files()
+        .lock()
+        .recover()
+        .retain(|&id, _| super::attach::is_alive(id));
+}
+
+/// A read-only mapping of another process's memory file: a worker's side of a [`MemFile`].
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read only and owned by this value; nothing writes the file once the
+// parent wrote it.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps the `len` bytes of descriptor `fd` of process `pid`.
+    pub(crate) fn open(pid: u32, fd: RawFd, len: usize) -> io::Result<Mapping> {
+        let file = std::fs::File::open(format!("/proc/{pid}/fd/{fd}"))?;
+        let size = file.metadata()?.len();
+        if size < len as u64 {
+            return Err(io::Error::other(format!(
+                "a shared file of {size} bytes, {len} expected"
+            )));
+        }
+        if len == 0 {
+            return Ok(Mapping {
+                ptr: NonNull::dangling(),
+                len,
+            });
+        }
+        // SAFETY: a fresh read-only shared mapping of `len` bytes of an open file, at least
+        // that long; the kernel picks the address. The mapping outlives the descriptor.
+        // Populated at once: tasks read all of a shared value as a rule, and one pass over
+        // the page tables costs far less than a fault per page.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("null mapping"))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes (or is dangling with `len == 0`) for as long
+        // as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the mapping this value made; no borrow of it outlives `self`.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+/// What identifies a file on this system: its device and inode numbers.
+pub(crate) type Identity = (u64, u64);
+
+impl MemFile {
+    /// The file's identity, which another process can compare with what it opened.
+    pub(crate) fn identity(&self) -> io::Result<Identity> {
+        let meta = std::fs::File::from(self.fd.try_clone()?).metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    }
+}
+
+/// Whether descriptor `fd` of process `pid`, seen from here, is the file `identity` names:
+/// `false` on another host, in another pid namespace, or without the right to look.
+pub(crate) fn reaches(pid: u32, fd: RawFd, identity: Identity) -> bool {
+    std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+        .is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_file_maps_back_to_its_bytes_and_is_recognised() {
+        let bytes: Vec<u8> = (0..3 * MIN_FILE).map(|i| (i * 13) as u8).collect();
+        let file = MemFile::write([&bytes[..]]).unwrap();
+        let me = std::process::id();
+        let mapping = Mapping::open(me, file.raw_fd(), file.len()).unwrap();
+        assert_eq!(mapping.as_ref(), &bytes[..]);
+        assert!(Mapping::open(me, file.raw_fd(), file.len() + 1).is_err());
+        let identity = file.identity().unwrap();
+        assert!(reaches(me, file.raw_fd(), identity));
+        assert!(!reaches(me, file.raw_fd(), (identity.0, identity.1 + 1)));
+        assert!(!reaches(u32::MAX, file.raw_fd(), identity));
+    }
 
     #[test]
     fn pieces_are_written_in_order_and_read_back() {
