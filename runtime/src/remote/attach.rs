@@ -234,11 +234,11 @@ pub(crate) fn collect<T>(encode: impl FnOnce() -> T) -> (T, Vec<Attachment>) {
 
 /// Records that the batch being encoded needs `attachment`; `false` if no batch is being
 /// encoded on this thread (the value must then be encoded inline).
-pub(crate) fn record(id: u64, bytes: impl FnOnce() -> Arc<Vec<u8>>) -> bool {
+pub(crate) fn record(id: u64, attachment: impl FnOnce() -> Attachment) -> bool {
     COLLECTOR.with(|c| match c.borrow_mut().as_mut() {
         Some(met) => {
             if !met.iter().any(|a| a.id == id) {
-                met.push(Attachment::new(id, bytes()));
+                met.push(attachment());
             }
             true
         }

@@ -66,9 +66,6 @@ pub trait CaptureKind<T>: Copy {
     }
 }
 
-/// Blocks of numbers smaller than this are copied with the rest of the encoding.
-const LEND_FROM: usize = 64 << 10;
-
 /// Captured values as encoded: the bytes made, and blocks of the captures' own memory that
 /// belong at given positions among them (see [`CaptureKind::encode_lent`]).
 #[derive(Debug, Default)]
@@ -228,7 +225,7 @@ impl<'a, N: Number> CaptureKind<&'a [N]> for NumbersKind<N> {
         unsafe { reference(owned.as_slice(), slot) }
     }
     fn encode_lent<'v>(value: &'v &'a [N], out: &mut Vec<u8>) -> Result<Option<&'v [u8]>, String> {
-        format::encode_seq_lent(value, out, LEND_FROM).map_err(error)
+        format::encode_seq_lent(value, out, format::LEND_FROM).map_err(error)
     }
     fn lends() -> bool {
         true
@@ -250,7 +247,7 @@ impl<N: Number> CaptureKind<Vec<N>> for NumberVecKind<N> {
         8 + size_of_val(value.as_slice())
     }
     fn encode_lent<'v>(value: &'v Vec<N>, out: &mut Vec<u8>) -> Result<Option<&'v [u8]>, String> {
-        format::encode_seq_lent(value, out, LEND_FROM).map_err(error)
+        format::encode_seq_lent(value, out, format::LEND_FROM).map_err(error)
     }
     fn lends() -> bool {
         true
@@ -276,7 +273,7 @@ impl<'a, N: Number> CaptureKind<&'a Vec<N>> for NumberVecRefKind<N> {
         value: &'v &'a Vec<N>,
         out: &mut Vec<u8>,
     ) -> Result<Option<&'v [u8]>, String> {
-        format::encode_seq_lent(value, out, LEND_FROM).map_err(error)
+        format::encode_seq_lent(value, out, format::LEND_FROM).map_err(error)
     }
     fn lends() -> bool {
         true

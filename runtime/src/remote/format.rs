@@ -138,6 +138,26 @@ pub(crate) fn encode_value<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>)
     encode_into(value, out)
 }
 
+/// Blocks of numbers smaller than this are copied with the rest of an encoding rather than
+/// lent (see [`encode_seq_lent`]).
+pub(crate) const LEND_FROM: usize = 64 << 10;
+
+/// As [`encode_value`], but a vector of numbers of at least `lend_from` bytes is not copied:
+/// only its count is written, and its memory is returned, as [`encode_seq_lent`] does.
+pub(crate) fn encode_value_lent<'v, T: Serialize + 'static>(
+    value: &'v T,
+    out: &mut Vec<u8>,
+    lend_from: usize,
+) -> Result<Option<&'v [u8]>> {
+    if let Some((len, bytes)) = bulk::as_bytes(value)
+        && bytes.len() >= lend_from
+    {
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        return Ok(Some(bytes));
+    }
+    encode_value(value, out).map(|()| None)
+}
+
 /// Decodes what [`encode_value`] made; the rest of `bytes` must be empty.
 pub(crate) fn decode_whole<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T> {
     let mut decoder = Decoder { input: bytes };

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -221,11 +220,14 @@ impl Drop for Mapping {
 }
 
 /// What identifies a file on this system: its device and inode numbers.
+#[cfg(any(feature = "mpi", test))]
 pub(crate) type Identity = (u64, u64);
 
+#[cfg(any(feature = "mpi", test))]
 impl MemFile {
     /// The file's identity, which another process can compare with what it opened.
     pub(crate) fn identity(&self) -> io::Result<Identity> {
+        use std::os::unix::fs::MetadataExt;
         let meta = std::fs::File::from(self.fd.try_clone()?).metadata()?;
         Ok((meta.dev(), meta.ino()))
     }
@@ -233,7 +235,9 @@ impl MemFile {
 
 /// Whether descriptor `fd` of process `pid`, seen from here, is the file `identity` names:
 /// `false` on another host, in another pid namespace, or without the right to look.
+#[cfg(any(feature = "mpi", test))]
 pub(crate) fn reaches(pid: u32, fd: RawFd, identity: Identity) -> bool {
+    use std::os::unix::fs::MetadataExt;
     std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
         .is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{attach, format};
+use super::{Attachment, attach, format};
 
 /// Read-only data that many tasks and calls use: an [`Arc`] that worker processes receive
 /// once.
@@ -44,7 +44,7 @@ struct Inner<T> {
     id: u64,
     value: T,
     /// The value's encoding, made the first time a batch needs it.
-    encoded: OnceLock<Arc<Vec<u8>>>,
+    encoded: OnceLock<Attachment>,
     /// Made in this process: registered under `id` while it lives.
     registered: bool,
 }
@@ -119,13 +119,21 @@ impl<T: fmt::Debug> fmt::Debug for Shared<T> {
 }
 
 impl<T: Serialize + 'static> Shared<T> {
-    fn encoded(&self) -> Result<Arc<Vec<u8>>, String> {
-        if let Some(bytes) = self.inner.encoded.get() {
-            return Ok(Arc::clone(bytes));
+    /// The value as an attachment, encoded on first use and kept. A large vector of numbers
+    /// is copied once, straight into a memory file (see [`Attachment::from_pieces`]).
+    fn attachment(&self) -> Result<Attachment, String> {
+        if let Some(attachment) = self.inner.encoded.get() {
+            return Ok(attachment.clone());
         }
-        let mut out = Vec::new();
-        format::encode_value(&self.inner.value, &mut out).map_err(|e| e.to_string())?;
-        Ok(Arc::clone(self.inner.encoded.get_or_init(|| Arc::new(out))))
+        let mut head = Vec::new();
+        let lent = format::encode_value_lent(&self.inner.value, &mut head, format::LEND_FROM)
+            .map_err(|e| e.to_string())?;
+        let id = self.inner.id;
+        let attachment = match lent {
+            Some(block) => Attachment::from_pieces(id, &[&head, block]),
+            None => Attachment::new(id, Arc::new(head)),
+        };
+        Ok(self.inner.encoded.get_or_init(|| attachment).clone())
     }
 }
 
@@ -135,11 +143,11 @@ impl<T: Serialize + 'static> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::Error as _;
         let mut failed = None;
-        let attached = attach::record(self.inner.id, || match self.encoded() {
-            Ok(bytes) => bytes,
+        let attached = attach::record(self.inner.id, || match self.attachment() {
+            Ok(attachment) => attachment,
             Err(e) => {
                 failed = Some(e);
-                Arc::new(Vec::new())
+                Attachment::new(self.inner.id, Arc::new(Vec::new()))
             }
         });
         if let Some(e) = failed {
