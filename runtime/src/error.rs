@@ -175,11 +175,15 @@ fn at_index(index: Option<usize>) -> String {
 /// Runs `f`, catching a panic: `Err` with the panic's message, as `std` prints it. The
 /// payload is dropped here, and a payload whose own `drop` panics is caught as well.
 pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let message = panic_message(&*payload);
-        drop(catch_unwind(AssertUnwindSafe(move || drop(payload))));
-        message
-    })
+    catch_unwind(AssertUnwindSafe(f)).map_err(into_message)
+}
+
+/// The message of a caught panic; the payload is dropped (a payload whose drop panics
+/// is caught too).
+pub(crate) fn into_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic_message(&*payload);
+    drop(catch_unwind(AssertUnwindSafe(move || drop(payload))));
+    message
 }
 
 /// The text of a panic payload, as `std` prints it.

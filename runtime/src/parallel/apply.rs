@@ -34,7 +34,7 @@ pub(crate) trait Apply<I> {
     #[inline]
     fn apply_rest(
         &self,
-        items: std::vec::IntoIter<I>,
+        items: impl Iterator<Item = I>,
         out: &mut Vec<Self::Out>,
     ) -> Result<(), TaskError> {
         for item in items {
@@ -88,8 +88,12 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for MapFn<F> {
     }
 
     #[inline]
-    fn apply_rest(&self, items: std::vec::IntoIter<I>, out: &mut Vec<R>) -> Result<(), TaskError> {
-        // By value: a plain `Vec` iterator mapped into a `Vec` is one tight loop.
+    fn apply_rest(
+        &self,
+        items: impl Iterator<Item = I>,
+        out: &mut Vec<R>,
+    ) -> Result<(), TaskError> {
+        // By value: a `Vec` iterator or a range mapped into a `Vec` is one tight loop.
         out.extend(items.map(&self.0));
         Ok(())
     }
@@ -270,7 +274,11 @@ impl<I, R: Send, F: Fn(I) -> R> Apply<I> for RemoteMapFn<F, I, R> {
     }
 
     #[inline]
-    fn apply_rest(&self, items: std::vec::IntoIter<I>, out: &mut Vec<R>) -> Result<(), TaskError> {
+    fn apply_rest(
+        &self,
+        items: impl Iterator<Item = I>,
+        out: &mut Vec<R>,
+    ) -> Result<(), TaskError> {
         self.map.apply_rest(items, out)
     }
 

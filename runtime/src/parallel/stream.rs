@@ -9,7 +9,7 @@ use super::dispatch::Dispatcher;
 use super::plan::Plan;
 use super::progress::Reporter;
 use crate::error::Error;
-use crate::error::catch_panic;
+use crate::error::{catch_panic, into_message};
 
 /// The results of a call, one at a time, as workers produce them.
 pub(crate) struct Stream<It: Iterator, A: Remote<It::Item> + Send + Sync + 'static>
@@ -189,11 +189,45 @@ pub(crate) fn collect_inline<It: Iterator, A: Apply<It::Item>>(
         (Some(lo) == hi).then_some(lo),
     );
     let mut out = Vec::with_capacity(lo);
+    if reporter.is_none() {
+        return collect_lean(input, apply, out);
+    }
     let mut index = 0;
     while let Some(r) = next_inline(&mut input, apply, &mut index, &mut reporter) {
         out.push(r?);
     }
     Ok(out)
+}
+
+/// `collect_inline` with nothing to report per task: the loop a caller would write, inside
+/// one guard. A task that fails or panics is the one after the results kept so far (`Vec`'s
+/// `extend` counts what it wrote, also when unwinding); a panic of the input itself, found
+/// by counting the items pulled, goes on to the caller as it would from a plain loop.
+fn collect_lean<It: Iterator, A: Apply<It::Item>>(
+    mut input: It,
+    apply: &A,
+    mut out: Vec<A::Out>,
+) -> Result<Vec<A::Out>, Error> {
+    let pulled = std::cell::Cell::new(0usize);
+    let counted = input.by_ref().map(|item| {
+        pulled.set(pulled.get() + 1);
+        item
+    });
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apply.apply_rest(counted, &mut out)
+    }));
+    match outcome {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(source)) => Err(Error::TaskFailed {
+            index: out.len(),
+            source,
+        }),
+        Err(payload) if pulled.get() > out.len() => Err(Error::TaskPanicked {
+            index: out.len(),
+            message: into_message(payload),
+        }),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
 }
 
 fn warn_timeout_unenforced() {
