@@ -209,6 +209,9 @@ fn collect_lean<It: Iterator, A: Apply<It::Item>>(
     mut out: Vec<A::Out>,
 ) -> Result<Vec<A::Out>, Error> {
     let pulled = std::cell::Cell::new(0usize);
+    // `map`, not `inspect`: a mapped range keeps its exact length (`TrustedLen`), which
+    // lets `extend` write without a check per item (3x faster on trivial tasks).
+    #[allow(clippy::manual_inspect)]
     let counted = input.by_ref().map(|item| {
         pulled.set(pulled.get() + 1);
         item
