@@ -365,6 +365,15 @@ impl fmt::Debug for RemoteJob {
 pub struct ForkJob {
     work: ForkWork,
     reply: RemoteReply,
+    inner: InnerThreads,
+}
+
+/// Threads for nested parallel work in a worker process: how many, and whether the call
+/// asked for them (`inner_max_num_threads`) rather than taking the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InnerThreads {
+    pub(crate) count: usize,
+    pub(crate) explicit: bool,
 }
 
 /// The part of a [`ForkJob`] that runs in the child (see the example there).
@@ -488,8 +497,13 @@ impl fmt::Debug for ForkWork {
 }
 
 impl ForkJob {
-    pub(crate) fn new(work: ForkWork, reply: RemoteReply) -> Self {
-        ForkJob { work, reply }
+    pub(crate) fn new(work: ForkWork, reply: RemoteReply, inner: InnerThreads) -> Self {
+        ForkJob { work, reply, inner }
+    }
+
+    /// The threads a child gives nested work.
+    pub(crate) fn inner(&self) -> InnerThreads {
+        self.inner
     }
 
     /// The work, to run in the child, and where its events go. In the parent, drop the

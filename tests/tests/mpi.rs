@@ -278,9 +278,10 @@ fn checks() -> Result<(), String> {
             .batch_size(1)
             .run((0..8u32).map(|t| delayed!(shared_sum(data.clone(), t))))
             .map_err(|e| e.to_string())?;
-        check(out.iter().all(|&(_, sum, _, _)| sum == 20_000_100_000), || {
-            format!("sums of the large shared value: {out:?}")
-        })?;
+        check(
+            out.iter().all(|&(_, sum, _, _)| sum == 20_000_100_000),
+            || format!("sums of the large shared value: {out:?}"),
+        )?;
     }
     drop(data);
 

@@ -355,3 +355,43 @@ fn n_jobs_1_runs_in_the_caller() {
     let pids = parallel!("multiprocessing", n_jobs = 1; pid(i) for i in 0..3).unwrap();
     assert_eq!(pids, [me, me, me]);
 }
+
+const THREAD_VARS: [&str; 4] = [
+    "RAYON_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+];
+
+fn thread_vars(_: u32) -> Vec<Option<String>> {
+    THREAD_VARS.iter().map(|v| std::env::var(v).ok()).collect()
+}
+
+#[test]
+fn forked_children_get_the_inner_thread_variables_as_loky_workers_do() {
+    let here = thread_vars(0);
+    // Named by the call: the count wins over this process's environment, in children that
+    // serve a whole call and in children of one batch (`delayed!` tasks).
+    let three = vec![Some("3".to_owned()); THREAD_VARS.len()];
+    let served = parallel!("multiprocessing", n_jobs = 2, inner_max_num_threads = 3;
+        thread_vars(i) for i in 0..4)
+    .unwrap();
+    assert!(served.iter().all(|v| *v == three), "{served:?}");
+    let one_batch = Parallel::new()
+        .backend("multiprocessing")
+        .n_jobs(2)
+        .inner_max_num_threads(3)
+        .run((0..4u32).map(|i| delayed!(thread_vars(i))))
+        .unwrap();
+    assert!(one_batch.iter().all(|v| *v == three), "{one_batch:?}");
+    // Not named: cpu_count / n_jobs, where this process's environment sets nothing.
+    let default = (parjob::cpu_count() / 2).max(1).to_string();
+    let expected: Vec<Option<String>> = here
+        .iter()
+        .map(|v| Some(v.clone().unwrap_or_else(|| default.clone())))
+        .collect();
+    let out = parallel!("multiprocessing", n_jobs = 2; thread_vars(i) for i in 0..4).unwrap();
+    assert!(out.iter().all(|v| *v == expected), "{out:?}");
+    // The caller's own environment is left as it was.
+    assert_eq!(thread_vars(0), here);
+}

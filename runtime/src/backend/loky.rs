@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Backend, ParamValue, Threading, Workers};
 use crate::error::Error;
-use crate::job::{Job, PoolRequest, RemoteJob, RemoteReply};
+use crate::job::{InnerThreads, Job, PoolRequest, RemoteJob, RemoteReply};
 use crate::process::{Events, PoolConfig, PoolEvent, WorkerPool};
 use crate::sync::Recover;
 
@@ -115,7 +115,10 @@ impl Loky {
         let mut config = PoolConfig::new(workers);
         config.idle_timeout = self.idle_worker_timeout;
         if let Some(inner) = job.inner_threads() {
-            config.inner_threads = inner.max(1);
+            config.inner = InnerThreads {
+                count: inner.max(1),
+                explicit: true,
+            };
         }
         let pool = match WorkerPool::global(&config) {
             Ok(pool) => pool,

@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 
 use super::{Backend, Threading, Workers};
 use crate::error::Error;
-use crate::job::{ForkJob, ForkSession, ForkWork, Job, PoolRequest, RemoteReply};
+use crate::job::{ForkJob, ForkSession, ForkWork, InnerThreads, Job, PoolRequest, RemoteReply};
 use crate::process::fork;
 use crate::sync::Recover;
 
@@ -128,6 +128,7 @@ fn slots(workers: usize) -> Option<Sender<ForkJob>> {
 
 /// Forks a child for `job`, waits for it and hands its outcome to the call.
 fn run(job: ForkJob) {
+    let inner = job.inner();
     let (work, reply) = job.into_parts();
     if reply.is_abandoned() {
         // The call gave up while the batch waited for a slot.
@@ -136,14 +137,14 @@ fn run(job: ForkJob) {
     }
     let work = match work.into_range() {
         Ok((session, first, len)) if !fork::in_forked_child() => {
-            return serve(session, first, len, reply);
+            return serve(session, first, len, reply, inner);
         }
         // Inside a child, batches fork from threads that end with them, and a child dies
         // with the thread that forked it: one child per batch there.
         Ok((session, first, len)) => ForkWork::range(session, first, len),
         Err(work) => work,
     };
-    let child = match fork::spawn(work, reply.wants_task_starts()) {
+    let child = match fork::spawn(work, reply.wants_task_starts(), inner) {
         Ok(child) => child,
         Err(e) => {
             return reply.finish(Err(Error::WorkerDied {
@@ -189,14 +190,23 @@ fn wait(child: fork::Child, id: u64, reply: &RemoteReply) -> Result<Vec<u8>, Err
 
 /// Runs tasks `first..first + len` of `session` in one of the call's children, forking it
 /// if none is idle, and keeps the child for the call's next batch.
-fn serve(session: Arc<ForkSession>, first: usize, len: usize, reply: RemoteReply) {
+fn serve(
+    session: Arc<ForkSession>,
+    first: usize,
+    len: usize,
+    reply: RemoteReply,
+    inner: InnerThreads,
+) {
     let idle = session
         .unpark()
         .and_then(|child| child.downcast::<fork::Server>().ok());
     let mut server = match idle {
         Some(server) => *server,
         None => {
-            match fork::Server::spawn(&|first, len, on_start| session.run(first, len, on_start)) {
+            match fork::Server::spawn(
+                &|first, len, on_start| session.run(first, len, on_start),
+                inner,
+            ) {
                 Ok(server) => server,
                 Err(e) => {
                     drop(session);

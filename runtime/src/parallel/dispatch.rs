@@ -17,8 +17,8 @@ use super::work::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, Task
 use crate::backend::{Backend, Threading, Workers};
 use crate::error::{Error, catch_panic};
 use crate::job::{
-    ForkFn, ForkJob, ForkSession, ForkWork, Job, LocalJob, RangeFn, RemoteJob, RemoteReply,
-    RemoteSink, RunRange,
+    ForkFn, ForkJob, ForkSession, ForkWork, InnerThreads, Job, LocalJob, RangeFn, RemoteJob,
+    RemoteReply, RemoteSink, RunRange,
 };
 use crate::remote::{FailureKind, ResultCodec, failed};
 
@@ -290,9 +290,11 @@ where
             let sink = self.remote_sink(first, clock, decode, report);
             let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
             let work = ForkWork::range(tasks, first, len);
-            self.plan
-                .backend
-                .spawn(self.plan.request(), Job::Forked(ForkJob::new(work, reply)));
+            let inner = self.fork_inner();
+            self.plan.backend.spawn(
+                self.plan.request(),
+                Job::Forked(ForkJob::new(work, reply, inner)),
+            );
         }
     }
 
@@ -448,7 +450,11 @@ where
         let work: ForkFn = detach(work);
         let sink = self.remote_sink(first, clock, decode, report);
         let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
-        Ok(Some(ForkJob::new(ForkWork::new(work), reply)))
+        Ok(Some(ForkJob::new(
+            ForkWork::new(work),
+            reply,
+            self.fork_inner(),
+        )))
     }
 
     /// The scope forked children install: the call's nested scope, with nested calls given
@@ -465,6 +471,16 @@ where
         let frame = Arc::new(frame);
         self.fork_nested = Some(Arc::clone(&frame));
         frame
+    }
+
+    /// The threads forked children give nested work: those of their scope (see
+    /// `fork_nested`), and whether the call named them.
+    fn fork_inner(&mut self) -> InnerThreads {
+        let count = self.fork_nested().n_jobs.unwrap_or(1);
+        InnerThreads {
+            count: usize::try_from(count).unwrap_or(1).max(1),
+            explicit: self.plan.inner_threads.is_some(),
+        }
     }
 
     /// The job of a batch for a thread of this process.

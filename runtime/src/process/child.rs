@@ -11,19 +11,11 @@ use std::time::{Duration, Instant};
 use super::bootstrap::{INNER_ENV, MARKER_ARG, SHM_ENV, WORKER_ENV};
 use super::wire::{self, FromWorker, PipeIn, ToWorker, WireError};
 use crate::error::Error;
+use crate::job::InnerThreads;
 use crate::remote::EntryId;
 
 /// How long a new worker has to answer the handshake.
 const HANDSHAKE: Duration = Duration::from_secs(30);
-
-/// Thread-count variables of common libraries; each gets the pool's inner thread count
-/// unless the user already set it.
-const THREAD_VARS: [&str; 4] = [
-    "RAYON_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-];
 
 /// What every worker of a pool is started with.
 #[derive(Debug, Clone)]
@@ -31,11 +23,11 @@ pub(crate) struct Launch {
     program: PathBuf,
     arg0: PathBuf,
     pub(crate) secret: [u8; 32],
-    pub(crate) inner_threads: usize,
+    pub(crate) inner: InnerThreads,
 }
 
 impl Launch {
-    pub(crate) fn new(inner_threads: usize) -> Result<Launch, Error> {
+    pub(crate) fn new(inner: InnerThreads) -> Result<Launch, Error> {
         let exe = std::env::current_exe().map_err(|e| {
             spawn_error(format!(
                 "cannot find the current executable to re-run it: {e}"
@@ -52,7 +44,10 @@ impl Launch {
             program,
             arg0: exe,
             secret: random_secret()?,
-            inner_threads: inner_threads.max(1),
+            inner: InnerThreads {
+                count: inner.count.max(1),
+                ..inner
+            },
         })
     }
 }
@@ -155,14 +150,14 @@ impl WorkerProcess {
         cmd.arg0(&launch.arg0)
             .arg(MARKER_ARG)
             .env(WORKER_ENV, format!("{child_in_fd},{child_out_fd}"))
-            .env(INNER_ENV, launch.inner_threads.to_string())
+            .env(INNER_ENV, launch.inner.count.to_string())
             .stdin(Stdio::null());
         if shm_fd >= 0 {
             cmd.env(SHM_ENV, shm_fd.to_string());
         }
-        for var in THREAD_VARS {
-            if std::env::var_os(var).is_none() {
-                cmd.env(var, launch.inner_threads.to_string());
+        for var in super::THREAD_VARS {
+            if let Some(value) = super::thread_var(var, launch.inner) {
+                cmd.env(var, value);
             }
         }
         in_child_before_exec(&mut cmd, [child_in_fd, child_out_fd, shm_fd], parent_pid);

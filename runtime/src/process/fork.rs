@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, catch_panic};
-use crate::job::{ForkWork, RunRange};
+use crate::job::{ForkWork, InnerThreads, RunRange};
 use crate::sync::Recover;
 
 /// Set in a forked child, right after the fork. Statics are copied by `fork`, and the
@@ -64,7 +64,7 @@ pub(crate) struct Child {
 /// # Errors
 ///
 /// The `pipe` or `fork` error.
-pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
+pub(crate) fn spawn(work: ForkWork, report_starts: bool, inner: InnerThreads) -> io::Result<Child> {
     install_panic_hook();
     // Held from the pipe's creation until the parent has closed its write end, so that no
     // other child forked meanwhile (by another thread of this backend) inherits that end:
@@ -88,7 +88,7 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool) -> io::Result<Child> {
             // lock is a plain store, and lets this child fork children of its own.
             drop(forking);
             drop(read);
-            enter_child(write, parent);
+            enter_child(write, parent, inner);
             child_main(work, report_starts)
         }
         pid => {
@@ -118,8 +118,16 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// What every child does first: marks itself forked, keeps `pipe` (to its parent) open for
-/// good, and dies with its parent.
-fn enter_child(pipe: OwnedFd, parent: libc::pid_t) {
+/// good, dies with its parent, and sets the thread-count variables of common libraries
+/// for `inner` threads, as a loky worker's environment has them.
+fn enter_child(pipe: OwnedFd, parent: libc::pid_t, inner: InnerThreads) {
+    for var in super::THREAD_VARS {
+        if let Some(value) = super::thread_var(var, inner) {
+            // SAFETY: right after `fork` this thread is the only one of the process, so
+            // nothing else reads or writes the environment meanwhile.
+            unsafe { std::env::set_var(var, value) };
+        }
+    }
     FORKED.store(true, Ordering::Relaxed);
     let fd = pipe.as_raw_fd();
     std::mem::forget(pipe);
@@ -187,7 +195,7 @@ impl Server {
     /// # Errors
     ///
     /// The `pipe` or `fork` error.
-    pub(crate) fn spawn(run: &RunRange<'_>) -> io::Result<Server> {
+    pub(crate) fn spawn(run: &RunRange<'_>, inner: InnerThreads) -> io::Result<Server> {
         install_panic_hook();
         let forking = FORKING.lock().recover();
         let (read, write) = pipe()?;
@@ -203,7 +211,7 @@ impl Server {
                 drop(forking);
                 drop(read);
                 drop(commands);
-                enter_child(write, parent);
+                enter_child(write, parent, inner);
                 serve(run, commands_in)
             }
             pid => {

@@ -49,6 +49,22 @@ mod worker;
 
 #[cfg(unix)]
 pub(crate) use bootstrap::become_worker_if_asked;
+
+/// Thread-count variables of common libraries (rayon, OpenMP, OpenBLAS, MKL). A worker
+/// process gets each set to its inner thread count when the call gave
+/// `inner_max_num_threads`, or when the user's environment does not set it already.
+pub(crate) const THREAD_VARS: [&str; 4] = [
+    "RAYON_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+];
+
+/// The value a worker's environment gives `var` ([`THREAD_VARS`]): `None` keeps what the
+/// parent's environment has.
+pub(crate) fn thread_var(var: &str, inner: crate::job::InnerThreads) -> Option<String> {
+    (inner.explicit || std::env::var_os(var).is_none()).then(|| inner.count.to_string())
+}
 #[cfg(unix)]
 pub(crate) use pool::{Events, PoolConfig, PoolEvent, WorkerPool};
 #[cfg(all(unix, test))]

@@ -18,6 +18,7 @@ use crossbeam_channel::Sender;
 use super::child::{Launch, WorkerProcess, describe};
 use super::wire::{FromWorker, ToWorker, WireError};
 use crate::error::Error;
+use crate::job::InnerThreads;
 use crate::remote::{RemoteBatch, Tell};
 use crate::sync::Recover;
 
@@ -30,7 +31,7 @@ pub(crate) struct PoolConfig {
     pub(crate) idle_timeout: Duration,
     /// Threads for nested parallel calls inside a worker (and the `*_NUM_THREADS`
     /// variables of its environment).
-    pub(crate) inner_threads: usize,
+    pub(crate) inner: InnerThreads,
 }
 
 impl PoolConfig {
@@ -40,7 +41,10 @@ impl PoolConfig {
         PoolConfig {
             workers,
             idle_timeout: Duration::from_secs(300),
-            inner_threads: crate::n_jobs::default_inner_threads(workers),
+            inner: InnerThreads {
+                count: crate::n_jobs::default_inner_threads(workers),
+                explicit: false,
+            },
         }
     }
 }
@@ -162,10 +166,7 @@ impl WorkerPool {
     ///
     /// `WorkerDied` when the executable or the random secret cannot be had.
     pub(crate) fn new(config: &PoolConfig) -> Result<WorkerPool, Error> {
-        Ok(WorkerPool::with_launch(
-            config,
-            Launch::new(config.inner_threads)?,
-        ))
+        Ok(WorkerPool::with_launch(config, Launch::new(config.inner)?))
     }
 
     pub(crate) fn with_launch(config: &PoolConfig, launch: Launch) -> WorkerPool {
@@ -189,7 +190,7 @@ impl WorkerPool {
     }
 
     /// The process's pool, kept across calls and resized to `config.workers`. A different
-    /// `inner_threads` needs new workers (it is in their environment): the pool is then
+    /// `inner` needs new workers (it is in their environment): the pool is then
     /// replaced, and the old one ends once its last user drops it.
     ///
     /// # Errors
@@ -205,7 +206,8 @@ impl WorkerPool {
         static GLOBAL: Mutex<Option<Arc<WorkerPool>>> = Mutex::new(None);
         let mut global = GLOBAL.lock().recover();
         if let Some(pool) = &*global
-            && pool.shared.launch.inner_threads == config.inner_threads.max(1)
+            && pool.shared.launch.inner.count == config.inner.count.max(1)
+            && pool.shared.launch.inner.explicit == config.inner.explicit
         {
             pool.resize(config.workers, config.idle_timeout);
             return Ok(Arc::clone(pool));

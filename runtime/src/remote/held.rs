@@ -140,7 +140,7 @@ mod tests {
         let (_b_value, b) = live(10);
         assert_eq!(told(&mut held, std::slice::from_ref(&a)), [a.id() as i64]);
         assert_eq!(told(&mut held, &[a.clone(), b.clone()]), [b.id() as i64]);
-        assert_eq!(told(&mut held, std::slice::from_ref(&b)), []);
+        assert_eq!(told(&mut held, std::slice::from_ref(&b)), Vec::<i64>::new());
         drop(a_value);
         attach::unregister(a.id());
         assert!(held.holds_dropped());

@@ -15,17 +15,27 @@ use super::bootstrap::WORKER_ENV;
 use super::child::Launch;
 use super::pool::{PoolConfig, PoolEvent, WorkerPool};
 use super::worker;
+use crate::job::InnerThreads;
 use crate::remote::{FailureKind, RemoteMap, Transferable};
 use crate::{Error, get_active_backend};
 
 /// Longer than any test should take, short enough that a hang fails the test.
 const WAIT: Duration = Duration::from_secs(60);
 
+/// One inner thread, the default of a pool on one cpu.
+const ONE: InnerThreads = InnerThreads {
+    count: 1,
+    explicit: false,
+};
+
 fn pool(workers: usize) -> WorkerPool {
     WorkerPool::new(&PoolConfig {
         workers,
         idle_timeout: Duration::from_secs(60),
-        inner_threads: 3,
+        inner: InnerThreads {
+            count: 3,
+            explicit: true,
+        },
     })
     .expect("pool")
 }
@@ -223,7 +233,10 @@ fn the_global_pool_is_reused_and_resized() {
     assert!(std::sync::Arc::ptr_eq(&a, &b));
     assert_eq!(run(&b, double, vec![21]).unwrap().unwrap(), [42]);
     let c = WorkerPool::global(&PoolConfig {
-        inner_threads: config.inner_threads + 1,
+        inner: InnerThreads {
+            count: config.inner.count + 1,
+            ..config.inner
+        },
         ..config
     })
     .unwrap();
@@ -377,7 +390,7 @@ fn kill_busy_stops_running_and_queued_batches() {
 #[test]
 fn a_program_that_is_no_worker_fails_the_handshake() {
     let config = PoolConfig::new(1);
-    let launch = Launch::new(1).unwrap().with_program("/bin/true");
+    let launch = Launch::new(ONE).unwrap().with_program("/bin/true");
     let pool = WorkerPool::with_launch(&config, launch);
     for _ in 0..2 {
         let Err(Error::WorkerDied { detail, .. }) = run(&pool, double, vec![1]) else {
@@ -394,7 +407,7 @@ fn idle_workers_exit_after_the_timeout() {
     let pool = WorkerPool::new(&PoolConfig {
         workers: 2,
         idle_timeout: Duration::from_millis(200),
-        inner_threads: 1,
+        inner: ONE,
     })
     .unwrap();
     let pids = run(&pool, pid, vec![0]).unwrap().unwrap();
@@ -411,7 +424,8 @@ fn idle_workers_exit_after_the_timeout() {
 fn nested_calls_in_a_worker_see_threading_with_the_inner_thread_count() {
     let pool = pool(1);
     let view = run(&pool, nested_view, vec![0]).unwrap().unwrap();
-    let expected_rayon = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "3".into());
+    // `inner_max_num_threads` given: it wins over the environment.
+    let expected_rayon = "3".to_owned();
     assert_eq!(
         view,
         [(
@@ -538,7 +552,7 @@ fn round_trip_of_an_8_mb_task() {
 fn a_batch_whose_tag_does_not_match_is_refused_and_the_worker_exits() {
     use super::child::WorkerProcess;
     use super::wire::{FromWorker, ToWorker};
-    let launch = Launch::new(1).unwrap();
+    let launch = Launch::new(ONE).unwrap();
     let map = RemoteMap::pointer(double as fn(u64) -> u64);
     let batch = map.batch(vec![21]).unwrap();
 
