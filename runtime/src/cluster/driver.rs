@@ -78,7 +78,7 @@ fn send_attachment(target: &Process<'_>, rank: i32, a: &Attachment) {
     #[cfg(target_os = "linux")]
     if a.bytes().len() >= crate::remote::memfile::MIN_FILE
         && usize::try_from(rank).is_ok_and(super::maps_files)
-        && let Some(file) = crate::remote::memfile::shared_file(a)
+        && let Some(file) = crate::remote::attach::shared_file(a)
     {
         let message =
             wire::attach_file_message(a.id(), std::process::id(), file.raw_fd(), file.len());
@@ -213,7 +213,7 @@ impl Driver {
                         target.send_with_tag(&wire::forget_message(ids)[..], tag::FORGET);
                         // Files of attachments nobody holds any more close now.
                         #[cfg(target_os = "linux")]
-                        crate::remote::memfile::prune_files();
+                        crate::remote::attach::prune_files();
                     }
                     Tell::Keep(a) => send_attachment(&target, rank, a),
                 }

@@ -625,7 +625,7 @@ fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
         Tell::Keep(a) => {
             #[cfg(target_os = "linux")]
             if a.bytes().len() >= crate::remote::memfile::MIN_FILE
-                && let Some(file) = crate::remote::memfile::shared_file(a)
+                && let Some(file) = crate::remote::attach::shared_file(a)
             {
                 let msg = ToWorker::AttachFile {
                     id: a.id(),
@@ -642,7 +642,7 @@ fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
 /// Tells `worker` to forget the attachments the caller dropped, if it holds any.
 fn forget_dropped(worker: &mut WorkerProcess) -> Result<(), WireError> {
     #[cfg(target_os = "linux")]
-    crate::remote::memfile::prune_files();
+    crate::remote::attach::prune_files();
     if !worker.held.holds_dropped() {
         return Ok(());
     }

@@ -247,6 +247,47 @@ pub(crate) fn record(id: u64, attachment: impl FnOnce() -> Attachment) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
+// Memory files of large attachments (Linux)
+// ---------------------------------------------------------------------------------------
+
+/// The memory files of live attachments, by id.
+#[cfg(target_os = "linux")]
+fn files() -> &'static Mutex<HashMap<u64, Arc<super::memfile::MemFile>>> {
+    static FILES: OnceLock<Mutex<HashMap<u64, Arc<super::memfile::MemFile>>>> = OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+/// The memory file of `attachment`: the one its encoding was written to, or one written
+/// the first time a worker needs it; `None` if the system refuses one (the attachment then
+/// goes through the pipe). Either stays open while the caller holds the attachment.
+#[cfg(target_os = "linux")]
+pub(crate) fn shared_file(attachment: &Attachment) -> Option<Arc<super::memfile::MemFile>> {
+    let mut files = files().lock().recover();
+    files.retain(|&id, _| is_alive(id));
+    if let Some(file) = files.get(&attachment.id()) {
+        return Some(Arc::clone(file));
+    }
+    let file = match attachment.file() {
+        Some(file) => Arc::clone(file),
+        None => match super::memfile::MemFile::write([attachment.bytes()]) {
+            Ok(file) => Arc::new(file),
+            Err(e) => {
+                tracing::debug!("parjob: no memory file for a shared value ({e}); using the pipe");
+                return None;
+            }
+        },
+    };
+    files.insert(attachment.id(), Arc::clone(&file));
+    Some(file)
+}
+
+/// Closes the memory files of attachments the caller no longer holds.
+#[cfg(target_os = "linux")]
+pub(crate) fn prune_files() {
+    files().lock().recover().retain(|&id, _| is_alive(id));
+}
+
+// ---------------------------------------------------------------------------------------
 // A worker's store
 // ---------------------------------------------------------------------------------------
 

@@ -1,19 +1,14 @@
 //! Memory files (`memfd_create`): an encoded value written once, that other processes map.
 //!
 //! Large attachments (`Shared` values, a call's captured data) reach workers on the same
-//! host this way: one memory file per attachment, written once ([`shared_file`]), which
+//! host this way: one memory file per attachment, written once (`attach::shared_file`), which
 //! every worker maps read only through `/proc/<parent>/fd/<n>` ([`Mapping`]). Workers read
 //! the data in place, so it crosses into any number of workers with one copy in all. A
 //! file stays open while the caller holds its attachment. Linux only.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use super::Attachment;
-use crate::sync::Recover;
 
 /// Values at least this large go to workers as a memory file that every worker maps,
 /// instead of through each worker's pipe.
@@ -112,43 +107,6 @@ impl Drop for MemFile {
             unsafe { libc::munmap(ptr.as_ptr().cast(), self.len) };
         }
     }
-}
-
-/// The memory files of live attachments, by id.
-fn files() -> &'static Mutex<HashMap<u64, Arc<MemFile>>> {
-    static FILES: OnceLock<Mutex<HashMap<u64, Arc<MemFile>>>> = OnceLock::new();
-    FILES.get_or_init(Default::default)
-}
-
-/// The memory file of `attachment`: the one its encoding was written to, or one written
-/// the first time a worker needs it; `None` if the system refuses one (the attachment then
-/// goes through the pipe). Either stays open while the caller holds the attachment.
-pub(crate) fn shared_file(attachment: &Attachment) -> Option<Arc<MemFile>> {
-    let mut files = files().lock().recover();
-    files.retain(|&id, _| super::attach::is_alive(id));
-    if let Some(file) = files.get(&attachment.id()) {
-        return Some(Arc::clone(file));
-    }
-    let file = match attachment.file() {
-        Some(file) => Arc::clone(file),
-        None => match MemFile::write([attachment.bytes()]) {
-            Ok(file) => Arc::new(file),
-            Err(e) => {
-                tracing::debug!("parjob: no memory file for a shared value ({e}); using the pipe");
-                return None;
-            }
-        },
-    };
-    files.insert(attachment.id(), Arc::clone(&file));
-    Some(file)
-}
-
-/// Closes the memory files of attachments the caller no longer holds.
-pub(crate) fn prune_files() {
-    files()
-        .lock()
-        .recover()
-        .retain(|&id, _| super::attach::is_alive(id));
 }
 
 /// A read-only mapping of another process's memory file: a worker's side of a [`MemFile`].
