@@ -69,6 +69,7 @@
 //! ladder, and it keeps nested calls from multiplying threads.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // The modules, bottom layer first: each uses only those above it. README.md ("Inside the
@@ -100,6 +101,7 @@ mod parallel;
 pub mod __private;
 mod host;
 #[cfg(all(unix, feature = "mpi"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "mpi"))))]
 pub mod mpi;
 
 #[cfg(test)]

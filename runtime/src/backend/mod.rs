@@ -18,10 +18,13 @@ mod threading;
 use std::sync::{Arc, OnceLock};
 
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use loky::Loky;
 #[cfg(all(unix, feature = "mpi"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "mpi"))))]
 pub use mpi::Mpi;
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use multiprocessing::Multiprocessing;
 pub use sequential::Sequential;
 pub use spec::BackendSpec;
