@@ -246,15 +246,33 @@ where
         if let Some(r) = &mut self.reporter {
             r.input_exhausted(len);
         }
-        let apply = self.apply.clone();
-        let nested = self.fork_nested();
-        // Keeps the call's channel open while the session lives (see `detach`).
-        let alive = self.tx.clone();
+        /// What the session's closure holds; fields drop in this order, the sender last.
+        struct Held<T, H, S> {
+            tasks: Tasks<T>,
+            apply: H,
+            nested: Arc<crate::scope::Frame>,
+            /// Keeps the call's channel open while the session lives (see `detach`).
+            _alive: S,
+        }
+        let held = Held {
+            tasks,
+            apply: self.apply.clone(),
+            nested: self.fork_nested(),
+            _alive: self.tx.clone(),
+        };
         let run: Box<RunRange<'a>> = Box::new(move |first, len, on_start| {
-            let _alive = &alive;
+            // The whole of `held` is captured (not only the fields used), so that its
+            // sender goes with it, last.
+            let held = &held;
             // SAFETY: each range goes into one batch, which runs once (`fill_ranges`).
-            match unsafe { tasks.take(first, len) } {
-                Some(items) => run_forked(items, &*apply, Arc::clone(&nested), codec, on_start),
+            match unsafe { held.tasks.take(first, len) } {
+                Some(items) => run_forked(
+                    items,
+                    &*held.apply,
+                    Arc::clone(&held.nested),
+                    codec,
+                    on_start,
+                ),
                 None => failed(
                     0,
                     FailureKind::Panicked,
@@ -647,8 +665,9 @@ fn detach<'a, P: Detach<'a>>(part: P) -> P::Static {
     let part = std::mem::ManuallyDrop::new(part);
     // SAFETY: `P::Static` is `P` with `'a` extended to `'static` (the impls above), so both
     // have one layout and the value is moved, not copied (`part` is never dropped). The
-    // extension is sound because every part holds a clone of its call's channel sender
-    // (`Report`, the last field to drop; a session's tasks hold one too): either `'a` is `'static` (a dispatcher made by
+    // extension is sound because every part holds a clone of its call's channel sender,
+    // dropped after everything else it holds (`Report`, the last field of a job's sink;
+    // the last field of a session's tasks): either `'a` is `'static` (a dispatcher made by
     // `owned`), or the dispatcher was made by `scoped` and `waits`, and its `drop`, which
     // runs before `'a` ends (it holds `PhantomData<&'a A>`), blocks until every sender is
     // gone, so no part outlives what it borrows.
