@@ -395,3 +395,43 @@ fn forked_children_get_the_inner_thread_variables_as_loky_workers_do() {
     // The caller's own environment is left as it was.
     assert_eq!(thread_vars(0), here);
 }
+
+#[test]
+fn forks_while_another_thread_starts_processes_do_not_hang() {
+    // Starting a process holds std's environment lock for a moment; a child forked in that
+    // moment must not wait for it (it once did, setting its thread variables).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").output();
+            }
+        })
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for round in 0..4u64 {
+            let out = Parallel::new()
+                .backend("multiprocessing")
+                .n_jobs(2)
+                .batch_size(1)
+                .inner_max_num_threads(2)
+                .run((0..50u64).map(|x| delayed!(square(x + round))))
+                .map(|v| v.len());
+            let served = parallel!("multiprocessing", n_jobs = 2, batch_size = 1,
+                inner_max_num_threads = 2; square(x) for x in 0..50u64)
+            .map(|v| v.len());
+            let _ = tx.send((out, served));
+        }
+    });
+    for _ in 0..4 {
+        let got = rx.recv_timeout(Duration::from_secs(120));
+        assert!(
+            matches!(got, Ok((Ok(50), Ok(50)))),
+            "a round did not finish within 120 s: {got:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+}

@@ -14,8 +14,10 @@
 //! until the outcome or end of file, and names the signal or exit code of a child that sent
 //! no outcome.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -66,6 +68,7 @@ pub(crate) struct Child {
 /// The `pipe` or `fork` error.
 pub(crate) fn spawn(work: ForkWork, report_starts: bool, inner: InnerThreads) -> io::Result<Child> {
     install_panic_hook();
+    let env = ChildEnv::for_threads(inner);
     // Held from the pipe's creation until the parent has closed its write end, so that no
     // other child forked meanwhile (by another thread of this backend) inherits that end:
     // it would keep the pipe open after this child exits. (Close-on-exec does not help: a
@@ -88,7 +91,7 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool, inner: InnerThreads) ->
             // lock is a plain store, and lets this child fork children of its own.
             drop(forking);
             drop(read);
-            enter_child(write, parent, inner);
+            enter_child(write, parent, env);
             child_main(work, report_starts)
         }
         pid => {
@@ -117,21 +120,67 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// What every child does first: marks itself forked, keeps `pipe` (to its parent) open for
-/// good, dies with its parent, and sets the thread-count variables of common libraries
-/// for `inner` threads, as a loky worker's environment has them.
-fn enter_child(pipe: OwnedFd, parent: libc::pid_t, inner: InnerThreads) {
-    for var in super::THREAD_VARS {
-        if let Some(value) = super::thread_var(var, inner) {
-            // SAFETY: right after `fork` this thread is the only one of the process, so
-            // nothing else reads or writes the environment meanwhile.
-            unsafe { std::env::set_var(var, value) };
+/// A child's environment, made in the parent before the fork: the parent's, with the
+/// thread-count variables of common libraries set for the child's inner threads, as a loky
+/// worker's environment has them. The child only points `environ` at it: changing the
+/// environment there through `std::env` would wait for a lock that another thread of the
+/// parent may have held at the fork (spawning a process holds it), forever.
+struct ChildEnv {
+    _strings: Vec<CString>,
+    pointers: Vec<*mut libc::c_char>,
+}
+
+unsafe extern "C" {
+    /// The process's environment, as libc and `std::env` read it.
+    static mut environ: *mut *mut libc::c_char;
+}
+
+impl ChildEnv {
+    /// `None` when the child's environment would be the parent's as it is.
+    fn for_threads(inner: InnerThreads) -> Option<ChildEnv> {
+        let set: Vec<(&str, String)> = super::THREAD_VARS
+            .iter()
+            .filter_map(|&var| super::thread_var(var, inner).map(|v| (var, v)))
+            .collect();
+        if set.is_empty() {
+            return None;
         }
+        let mut strings: Vec<CString> = Vec::new();
+        for (key, value) in std::env::vars_os() {
+            if set.iter().any(|(var, _)| key.as_os_str() == *var) {
+                continue;
+            }
+            let mut entry = key.into_vec();
+            entry.push(b'=');
+            entry.extend(value.into_vec());
+            strings.extend(CString::new(entry).ok());
+        }
+        for (var, value) in set {
+            strings.extend(CString::new(format!("{var}={value}")).ok());
+        }
+        let mut pointers: Vec<*mut libc::c_char> =
+            strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
+        pointers.push(std::ptr::null_mut());
+        Some(ChildEnv {
+            _strings: strings,
+            pointers,
+        })
     }
-    FORKED.store(true, Ordering::Relaxed);
-    let fd = pipe.as_raw_fd();
-    std::mem::forget(pipe);
-    CHILD_PIPE.store(fd, Ordering::Relaxed);
+
+    /// Makes this the process's environment, for good. For a child right after the fork.
+    fn install(self) {
+        // SAFETY: the child has one thread, so nothing reads `environ` meanwhile; the
+        // strings and the null-terminated array of pointers to them are never freed (the
+        // value is forgotten), and nothing writes through them.
+        unsafe { environ = self.pointers.as_ptr().cast_mut() };
+        std::mem::forget(self);
+    }
+}
+
+/// What every child does first: dies with its parent, takes its environment (see
+/// [`ChildEnv`]), marks itself forked and keeps `pipe` (to its parent) open for good.
+fn enter_child(pipe: OwnedFd, parent: libc::pid_t, env: Option<ChildEnv>) {
+    // First, so that a child that goes wrong later still dies with its parent.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: `prctl` with integer arguments only sets this process's death signal, and
     // `getppid` has no preconditions.
@@ -144,6 +193,13 @@ fn enter_child(pipe: OwnedFd, parent: libc::pid_t, inner: InnerThreads) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = parent;
+    if let Some(env) = env {
+        env.install();
+    }
+    FORKED.store(true, Ordering::Relaxed);
+    let fd = pipe.as_raw_fd();
+    std::mem::forget(pipe);
+    CHILD_PIPE.store(fd, Ordering::Relaxed);
 }
 
 fn child_main(work: ForkWork, report_starts: bool) -> ! {
@@ -197,6 +253,7 @@ impl Server {
     /// The `pipe` or `fork` error.
     pub(crate) fn spawn(run: &RunRange<'_>, inner: InnerThreads) -> io::Result<Server> {
         install_panic_hook();
+        let env = ChildEnv::for_threads(inner);
         let forking = FORKING.lock().recover();
         let (read, write) = pipe()?;
         let (commands_in, commands) = pipe()?;
@@ -211,7 +268,7 @@ impl Server {
                 drop(forking);
                 drop(read);
                 drop(commands);
-                enter_child(write, parent, inner);
+                enter_child(write, parent, env);
                 serve(run, commands_in)
             }
             pid => {
