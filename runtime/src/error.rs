@@ -95,6 +95,19 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+
+    /// The backend cannot run the call's tasks (a value cannot reach its processes, or it
+    /// cannot start workers where the call runs), and the environment variable
+    /// `PARJOB_STRICT` forbids running them on threads instead, as parjob otherwise does.
+    #[error(
+        "backend `{backend}` cannot run these tasks ({reason}), and PARJOB_STRICT forbids running them on threads"
+    )]
+    WouldRunOnThreads {
+        /// The backend the call asked for.
+        backend: String,
+        /// Why it cannot take them.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -61,6 +61,11 @@
 //! variables `PARJOB_BACKEND` and `PARJOB_N_JOBS` replace these root defaults; a bad value is
 //! reported by every call as [`Error::InvalidConfig`].
 //!
+//! Where a process backend cannot take a call's tasks (a captured value without serde, a
+//! `loky` call inside a `multiprocessing` child), the call runs on threads and says why
+//! (`tracing`, and stderr at `verbose > 0`). With `PARJOB_STRICT=1` in the environment it
+//! fails with [`Error::WouldRunOnThreads`] instead.
+//!
 //! ## Nesting
 //!
 //! Scopes are per thread; a thread you spawn starts from the root defaults. Inside a task

@@ -176,6 +176,11 @@ fn at_verbose_one_a_fallback_names_the_capture_that_cannot_travel() {
             stderr.contains("`opaque` (a `") && stderr.contains("running them on threads"),
             "stderr: {stderr}"
         );
+        // The progress output names the backend that ran the tasks.
+        assert!(
+            stderr.contains("Using backend threading with 2 concurrent workers."),
+            "stderr: {stderr}"
+        );
         return;
     }
     struct Opaque(u64);

@@ -46,3 +46,56 @@ fn bad_env_values_are_errors_at_call_time() {
         assert!(ok, "{env:?}\n{out}\n{err}");
     }
 }
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// Where a call cannot use its backend's processes, parjob runs it on threads; with
+/// `PARJOB_STRICT=1` the call fails instead, saying which backend and why.
+#[test]
+fn parjob_strict_turns_a_fallback_to_threads_into_an_error() {
+    if is_child() {
+        let strict = std::env::var_os("PARJOB_STRICT").is_some();
+        // A capture without serde cannot reach loky's workers.
+        struct Opaque(u64);
+        let opaque = Opaque(1);
+        let r = parjob::parallel_backend("loky")
+            .n_jobs(2)
+            .run(|| parjob::parallel!(opaque.0 + x for x in 0..4u64))
+            .unwrap();
+        // loky cannot start workers inside a forked child of multiprocessing.
+        let nested = parjob::parallel!("multiprocessing", n_jobs = 2;
+            format!("{:?}", parjob::parallel!("loky", n_jobs = 2; square(y) for y in 0..4u64))
+            for _x in 0..2)
+        .unwrap();
+        if strict {
+            match r {
+                Err(Error::WouldRunOnThreads { backend, reason }) => {
+                    assert_eq!(backend, "loky");
+                    assert!(reason.contains("`opaque`"), "{reason}");
+                }
+                other => panic!("expected WouldRunOnThreads, got {other:?}"),
+            }
+            assert!(
+                nested[0].contains("WouldRunOnThreads") && nested[0].contains("forked child"),
+                "{}",
+                nested[0]
+            );
+        } else {
+            assert_eq!(r.unwrap(), [1, 2, 3, 4]);
+            assert_eq!(nested, ["Ok([0, 1, 4, 9])", "Ok([0, 1, 4, 9])"]);
+        }
+        return;
+    }
+    let (ok, out, err) = rerun_test(
+        "parjob_strict_turns_a_fallback_to_threads_into_an_error",
+        &[("PARJOB_STRICT", "1")],
+    );
+    assert!(ok, "strict:\n{out}\n{err}");
+    let (ok, out, err) = rerun_test(
+        "parjob_strict_turns_a_fallback_to_threads_into_an_error",
+        &[],
+    );
+    assert!(ok, "not strict:\n{out}\n{err}");
+}

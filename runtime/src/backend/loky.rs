@@ -145,6 +145,12 @@ impl Backend for Loky {
         Workers::Processes
     }
 
+    fn unavailable_here(&self) -> Option<String> {
+        crate::process::fork::in_forked_child().then(|| {
+            "its worker pool cannot start inside a forked child of `multiprocessing`".into()
+        })
+    }
+
     fn spawn(&self, request: PoolRequest, job: Job) {
         match job {
             Job::Remote(job) => self.submit(request, job),

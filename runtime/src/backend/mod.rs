@@ -223,6 +223,19 @@ pub trait Backend: Send + Sync + 'static {
         n_jobs::resolve(n_jobs)
     }
 
+    /// Why this backend cannot run jobs in this process, if it cannot: a call then runs on
+    /// threads, with a note that says why (or fails with [`Error::WouldRunOnThreads`] under
+    /// `PARJOB_STRICT`). The default is `None`: it always can.
+    ///
+    /// ```
+    /// use parjob::backend::{Backend, Sequential};
+    ///
+    /// assert_eq!(Sequential::new().unavailable_here(), None);
+    /// ```
+    fn unavailable_here(&self) -> Option<String> {
+        None
+    }
+
     /// The scope nested calls inside a task see, given this backend's own nesting level (0 at
     /// the top). The default is joblib's ladder: threading with `n_jobs` unset one level
     /// down, sequential below that.

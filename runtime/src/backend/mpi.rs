@@ -64,6 +64,12 @@ impl Backend for Mpi {
         }
     }
 
+    fn unavailable_here(&self) -> Option<String> {
+        crate::process::fork::in_forked_child().then(|| {
+            "its driver thread cannot run inside a forked child of `multiprocessing`".into()
+        })
+    }
+
     fn spawn(&self, request: PoolRequest, job: Job) {
         match job {
             Job::Remote(job) => {

@@ -91,6 +91,8 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     aborted_backend: bool,
     /// Whether a batch of this call already fell back to threads (warned once per call).
     fell_back: bool,
+    /// Whether progress output has named the backend the call runs on (at its first batch).
+    announced: bool,
     /// The output buffer batches on threads write into, for tasks `0..exact_len`.
     dest: Option<Dest<A::Out>>,
     /// The scope of forked children (see `fork_nested`), made at the first fork.
@@ -144,9 +146,6 @@ where
             plan.n_jobs,
             exact_len,
         );
-        if let Some(r) = &reporter {
-            r.start(plan.backend.name(), plan.workers);
-        }
         let (tx, rx) = crossbeam_channel::unbounded();
         Ok(Dispatcher {
             input,
@@ -165,6 +164,7 @@ where
             waits,
             aborted_backend: false,
             fell_back: false,
+            announced: false,
             dest: None,
             fork_nested: None,
             session: None,
@@ -309,6 +309,7 @@ where
             let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
             let work = ForkWork::range(tasks, first, len);
             let inner = self.fork_inner();
+            self.announce(false);
             self.plan.backend.spawn(
                 self.plan.request(),
                 Job::Forked(ForkJob::new(work, reply, inner)),
@@ -347,11 +348,13 @@ where
         // and whether the batch's tasks can reach them.
         match self.plan.backend.workers() {
             Workers::CallingThread | Workers::Threads => {
+                self.announce(false);
                 let job = self.local_job(items, first, clock, report);
                 self.plan.backend.spawn(request, Job::Local(job));
             }
             Workers::Processes => match self.apply.encode(items) {
                 Encoded::Remote { batch, decode } => {
+                    self.announce(false);
                     let sink = self.remote_sink(first, clock, decode, report);
                     let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
                     let job = RemoteJob::new(batch, reply, self.plan.inner_threads);
@@ -361,14 +364,18 @@ where
                 Encoded::Local(back) => self.fall_back(back, first, clock, report),
             },
             Workers::Forks => match self.fork_job(items, first, clock, report) {
-                Ok(Some(job)) => self.plan.backend.spawn(request, Job::Forked(job)),
+                Ok(Some(job)) => {
+                    self.announce(false);
+                    self.plan.backend.spawn(request, Job::Forked(job));
+                }
                 Ok(None) => {}
                 Err((back, clock, report)) => self.fall_back(back, first, clock, report),
             },
         }
     }
 
-    /// Runs on threads a batch whose tasks cannot reach the backend's processes.
+    /// Runs on threads a batch whose tasks cannot reach the backend's processes; under
+    /// `PARJOB_STRICT`, fails the call instead.
     fn fall_back(
         &mut self,
         items: Vec<It::Item>,
@@ -376,9 +383,35 @@ where
         clock: Option<Arc<Clock>>,
         report: Report<A::Out>,
     ) {
+        if self.plan.strict {
+            return report.send(Message::Failed {
+                error: Error::WouldRunOnThreads {
+                    backend: self.plan.backend.name().to_owned(),
+                    reason: self.fallback_reason(),
+                },
+            });
+        }
         self.warn_fallback();
+        self.announce(true);
         let job = self.local_job(items, first, clock, report);
         Threading::new().spawn(self.plan.request(), Job::Local(job));
+    }
+
+    /// Names, once, in the progress output the backend the call's first batch went to:
+    /// the call's own, or threads when its tasks could not reach the backend's workers.
+    fn announce(&mut self, on_threads: bool) {
+        if self.announced {
+            return;
+        }
+        self.announced = true;
+        if let Some(r) = &self.reporter {
+            let backend = if on_threads {
+                "threading"
+            } else {
+                self.plan.backend.name()
+            };
+            r.start(backend, self.plan.workers);
+        }
     }
 
     /// Where the reply of a batch sent to another process goes.
@@ -400,6 +433,15 @@ where
         detach(sink)
     }
 
+    /// Why the call's tasks cannot reach the backend's workers.
+    fn fallback_reason(&self) -> String {
+        match (self.plan.backend.workers(), self.apply.stays_because()) {
+            (Workers::Forks, _) => "it runs tasks in forked processes, but the results of these tasks cannot come back from one (their type lacks serde, or is a reference)".into(),
+            (_, Some(why)) => format!("it runs tasks in other processes, but {why}"),
+            _ => "it runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde)".into(),
+        }
+    }
+
     /// Says, once per call, that tasks run on threads instead of the backend's processes:
     /// as a `tracing` warning, and on stderr at `verbose > 0`.
     fn warn_fallback(&mut self) {
@@ -407,18 +449,11 @@ where
             return;
         }
         self.fell_back = true;
-        let backend = self.plan.backend.name();
-        let message = match (self.plan.backend.workers(), self.apply.stays_because()) {
-            (Workers::Forks, _) => format!(
-                "parjob: backend `{backend}` runs tasks in forked processes, but the results of these tasks cannot come back from one (their type lacks serde, or is a reference); running them on threads"
-            ),
-            (_, Some(why)) => format!(
-                "parjob: backend `{backend}` runs tasks in other processes, but {why}; running them on threads"
-            ),
-            _ => format!(
-                "parjob: backend `{backend}` runs tasks in other processes, but these tasks cannot leave this one (their closure captures data, or a value lacks serde); running them on threads"
-            ),
-        };
+        let message = format!(
+            "parjob: backend `{}`: {}; running them on threads",
+            self.plan.backend.name(),
+            self.fallback_reason()
+        );
         tracing::warn!("{message}");
         if self.plan.verbose > 0 {
             eprintln!("{message}");
@@ -613,6 +648,7 @@ where
     /// busy with it.
     fn fail(&mut self, error: Error) -> Error {
         self.abort_backend();
+        self.announce(false);
         if let Some(r) = &mut self.reporter {
             r.finish(false);
         }
@@ -630,6 +666,8 @@ where
 
     /// The call completed: report the end of progress.
     pub(crate) fn finish(&mut self) {
+        // A call without a single batch (an empty input) still names its backend.
+        self.announce(false);
         if let Some(r) = &mut self.reporter {
             r.finish(true);
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Parallel;
 use super::batch::{BatchSize, BatchSizer, PreDispatch};
 use super::progress::ProgressFn;
-use crate::backend::Backend;
+use crate::backend::{Backend, Threading};
 use crate::error::Error;
 use crate::job::PoolRequest;
 use crate::scope::{self, Frame, Giver};
@@ -32,6 +32,43 @@ pub(crate) struct Plan {
     pub(crate) on_progress: Option<ProgressFn>,
     /// `inner_max_num_threads` of the call or its scope.
     pub(crate) inner_threads: Option<usize>,
+    /// `PARJOB_STRICT`: tasks that cannot run where the backend would run them fail the
+    /// call instead of running on threads.
+    pub(crate) strict: bool,
+}
+
+/// Whether the environment variable `PARJOB_STRICT` is set to anything but `0`, `false`,
+/// `no` or nothing; read once per process.
+pub(crate) fn strict() -> bool {
+    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STRICT.get_or_init(|| {
+        std::env::var("PARJOB_STRICT").is_ok_and(|v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "false" | "no"
+            )
+        })
+    })
+}
+
+/// A backend that cannot run here (`why`) gives way to threads, saying so; under
+/// `PARJOB_STRICT` the call fails instead.
+fn instead_of(backend: &dyn Backend, why: String, verbose: u32) -> Result<Arc<dyn Backend>, Error> {
+    if strict() {
+        return Err(Error::WouldRunOnThreads {
+            backend: backend.name().to_owned(),
+            reason: why,
+        });
+    }
+    let message = format!(
+        "parjob: backend `{}` cannot run here ({why}); running the call on threads",
+        backend.name()
+    );
+    tracing::warn!("{message}");
+    if verbose > 0 {
+        eprintln!("{message}");
+    }
+    Ok(Arc::new(Threading::new()))
 }
 
 impl Plan {
@@ -50,7 +87,7 @@ impl Plan {
     pub(crate) fn settle(p: &Parallel) -> Result<Plan, Error> {
         let scope = scope::current();
         let call = p.settings.over(&scope, Giver::Call)?;
-        let backend = call.backend()?;
+        let mut backend = call.backend()?;
         // joblib: the call's n_jobs, else the scope's, else the backend default (1).
         let n_jobs = call.n_jobs.unwrap_or(1);
         let workers = n_jobs::workers(n_jobs, |k| backend.effective_n_jobs(k))?;
@@ -60,6 +97,13 @@ impl Plan {
             Some(bound) => bound.limit(workers)?,
             None => PreDispatch::default_limit(workers),
         };
+
+        let verbose = call.verbose.unwrap_or(0);
+        if !n_jobs::runs_inline(workers)
+            && let Some(why) = backend.unavailable_here()
+        {
+            backend = instead_of(&*backend, why, verbose)?;
+        }
 
         let inner = call.inner_max_num_threads;
         let nested = if n_jobs::runs_inline(workers) {
@@ -89,9 +133,10 @@ impl Plan {
             batch: p.batch_size,
             pre_dispatch,
             timeout: p.timeout,
-            verbose: call.verbose.unwrap_or(0),
+            verbose,
             on_progress: p.on_progress.clone(),
             inner_threads: inner,
+            strict: strict(),
         })
     }
 }
