@@ -1,0 +1,75 @@
+//! What a failing call gives back: the first task that failed stops the call (tasks not yet
+//! started are skipped), and the `Error` says which task and why. Tasks of `try_map` return
+//! `Result`s whose error comes back with its type; a per-task `timeout` bounds each task's
+//! own duration.
+//!
+//! Run with `cargo run -p parjob-examples --example errors_and_timeouts`.
+
+use std::time::{Duration, Instant};
+
+use parjob::{Error, Parallel, delayed};
+
+/// The user's own error type.
+#[derive(Debug, PartialEq)]
+struct TooBig(u64);
+
+impl std::fmt::Display for TooBig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is too big", self.0)
+    }
+}
+
+impl std::error::Error for TooBig {}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn checked_double(x: u64) -> Result<u64, TooBig> {
+    if x > 40 { Err(TooBig(x)) } else { Ok(2 * x) }
+}
+
+fn main() {
+    let parallel = Parallel::new().backend("threading").n_jobs(2);
+
+    // An `Err` from a task: `TaskFailed` at its index, the task's error as `source()`, and
+    // back with its type through `task_error`.
+    let err = parallel.try_map(0..100u64, checked_double).unwrap_err();
+    match &err {
+        Error::TaskFailed { .. } => println!("{err}"),
+        other => panic!("expected TaskFailed, got {other:?}"),
+    }
+    assert_eq!(err.task_index(), Some(41));
+    assert_eq!(err.task_error::<TooBig>(), Some(&TooBig(41)));
+    println!(
+        "its cause: {}",
+        std::error::Error::source(&err).expect("a cause")
+    );
+
+    // A panic is an error too, with the panic's message; the program goes on. (The panic
+    // hook still prints the panic where it happened, as for any panic.)
+    let err = parallel
+        .map(0..10u64, |x| {
+            assert!(x != 7, "seven is not allowed");
+            x
+        })
+        .unwrap_err();
+    assert!(matches!(&err, Error::TaskPanicked { index: 7, message } if message.contains("seven")));
+    println!("{err}");
+
+    // A per-task timeout, counted from each task's start: the late task fails the call
+    // long before it would have ended. `run` owns its tasks, so it returns at once; the
+    // late task is abandoned (on threads it runs to its end unseen; a worker process
+    // running it would be killed). `map` may borrow from the caller, so it would wait for
+    // the tasks already running before it returns.
+    let started = Instant::now();
+    let err = parallel
+        .clone()
+        .timeout(Duration::from_millis(200))
+        .run([10u64, 20, 5_000, 10].map(|ms| delayed!(sleep_ms(ms))))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { index: 2, .. }), "{err:?}");
+    println!("{err} (after {:?})", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
