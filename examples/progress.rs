@@ -1,5 +1,5 @@
-//! Progress of a long call: joblib's `verbose` lines on stderr, or a callback of your own
-//! (to drive a progress bar, a log, a UI).
+//! Progress of a long call: joblib's `verbose` lines on stderr, a callback of your own (to
+//! drive a log or a UI), or a bar of your own among others (indicatif's `MultiProgress`).
 //!
 //! Run with `cargo run -p parjob-examples --example progress`.
 
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use parjob::indicatif::{MultiProgress, ProgressBar};
 use parjob::{Parallel, Progress};
 
 fn work(x: u64) -> u64 {
@@ -49,5 +50,28 @@ fn main() -> Result<(), parjob::Error> {
         calls.load(Ordering::Relaxed),
         last.load(Ordering::Relaxed)
     );
+
+    // Bars of the program's own, one per stage, drawn together (on a terminal): parjob
+    // sets each one's length and position; the program keeps its style and its end.
+    let multi = MultiProgress::new();
+    let stages: Vec<ProgressBar> = ["load", "fit"]
+        .iter()
+        .map(|name| {
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_message(*name);
+            bar
+        })
+        .collect();
+    for (stage, bar) in stages.iter().enumerate() {
+        let n = 60 * (stage as u64 + 1);
+        Parallel::new()
+            .backend("threading")
+            .n_jobs(2)
+            .progress_bar(bar.clone())
+            .map(0..n, work)?;
+        assert_eq!((bar.position(), bar.length()), (n, Some(n)));
+        bar.finish();
+    }
+    println!("stages done: {}", stages.len());
     Ok(())
 }

@@ -118,6 +118,9 @@ pub use parjob_macros::{delayed, parallel, parallel_backend};
 pub use backend::{Backend, BackendSpec, NestedScope, ParamValue};
 pub use cpu::cpu_count;
 pub use error::Error;
+/// The progress-bar crate of [`Parallel::progress_bar`], re-exported so that a program
+/// names the very version parjob draws with.
+pub use indicatif;
 pub use job::{ForkJob, ForkWork, Job, LocalJob, PoolRequest, RemoteJob, RemoteReply};
 pub use parallel::{BatchSize, Delayed, Parallel, PreDispatch, Progress, Task};
 pub use registry::{register_parallel_backend, registered};

@@ -82,3 +82,43 @@ fn verbose_zero_prints_nothing() {
     assert!(ok);
     assert!(!stderr.contains("[Parallel("), "{stderr}");
 }
+
+#[test]
+fn a_callers_bar_follows_the_call_on_every_path() {
+    use parjob::indicatif::ProgressBar;
+    // Workers, the calling thread, and an input whose length is learned at its end.
+    for n_jobs in [2, 1] {
+        let bar = ProgressBar::hidden();
+        let out = Parallel::new()
+            .backend("threading")
+            .n_jobs(n_jobs)
+            .progress_bar(bar.clone())
+            .map(0..50u32, |x| x + 1)
+            .unwrap();
+        assert_eq!(out.len(), 50);
+        assert_eq!(
+            (bar.position(), bar.length()),
+            (50, Some(50)),
+            "n_jobs={n_jobs}"
+        );
+    }
+    let bar = ProgressBar::hidden();
+    let evens = (0..50u32).filter(|x| x % 2 == 0);
+    Parallel::new()
+        .n_jobs(2)
+        .progress_bar(bar.clone())
+        .map(evens, |x| x)
+        .unwrap();
+    assert_eq!((bar.position(), bar.length()), (25, Some(25)));
+    // A stream moves it as results are produced.
+    let bar = ProgressBar::hidden();
+    let taken: Vec<u32> = Parallel::new()
+        .n_jobs(2)
+        .progress_bar(bar.clone())
+        .map_iter(0..10u32, |x| x)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(taken.len(), 10);
+    assert_eq!(bar.position(), 10);
+}

@@ -141,7 +141,7 @@ where
         let (lo, hi) = input.size_hint();
         let exact_len = (Some(lo) == hi).then_some(lo);
         let reporter = Reporter::new(
-            plan.on_progress.take(),
+            std::mem::take(&mut plan.watchers),
             plan.verbose,
             plan.n_jobs,
             exact_len,

@@ -73,6 +73,7 @@ pub struct Parallel {
     pre_dispatch: Option<PreDispatch>,
     timeout: Option<Duration>,
     on_progress: Option<ProgressFn>,
+    progress_bar: Option<indicatif::ProgressBar>,
 }
 
 impl Parallel {
@@ -248,6 +249,26 @@ impl Parallel {
     /// ```
     pub fn on_progress(mut self, callback: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.on_progress = Some(Arc::new(callback));
+        self
+    }
+
+    /// Draws the call's progress in the caller's own bar (an [`indicatif`] bar, for a
+    /// program that shows several in a `MultiProgress`): parjob sets its length when the
+    /// number of tasks is known and its position as tasks complete; its style, message and
+    /// end stay the caller's, so one bar can follow several calls. parjob's own bar and
+    /// `verbose` lines give way to it.
+    ///
+    /// ```
+    /// use parjob::Parallel;
+    /// use parjob::indicatif::ProgressBar;
+    ///
+    /// let bar = ProgressBar::hidden(); // in a program: `multi.add(ProgressBar::new(0))`
+    /// Parallel::new().n_jobs(2).progress_bar(bar.clone()).map(0..40, |i| i + 1)?;
+    /// assert_eq!((bar.position(), bar.length()), (40, Some(40)));
+    /// # Ok::<(), parjob::Error>(())
+    /// ```
+    pub fn progress_bar(mut self, bar: indicatif::ProgressBar) -> Self {
+        self.progress_bar = Some(bar);
         self
     }
 
@@ -608,6 +629,7 @@ impl fmt::Debug for Parallel {
                 "on_progress",
                 &self.on_progress.as_ref().map(|_| "<callback>"),
             )
+            .field("progress_bar", &self.progress_bar.is_some())
             .finish()
     }
 }

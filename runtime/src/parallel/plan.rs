@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Parallel;
 use super::batch::{BatchSize, BatchSizer, PreDispatch};
-use super::progress::ProgressFn;
+use super::progress::Watchers;
 use crate::backend::{Backend, Threading};
 use crate::error::Error;
 use crate::job::PoolRequest;
@@ -29,7 +29,7 @@ pub(crate) struct Plan {
     pub(crate) pre_dispatch: usize,
     pub(crate) timeout: Option<Duration>,
     pub(crate) verbose: u32,
-    pub(crate) on_progress: Option<ProgressFn>,
+    pub(crate) watchers: Watchers,
     /// `inner_max_num_threads` of the call or its scope.
     pub(crate) inner_threads: Option<usize>,
     /// `PARJOB_STRICT`: tasks that cannot run where the backend would run them fail the
@@ -134,7 +134,10 @@ impl Plan {
             pre_dispatch,
             timeout: p.timeout,
             verbose,
-            on_progress: p.on_progress.clone(),
+            watchers: Watchers {
+                callback: p.on_progress.clone(),
+                bar: p.progress_bar.clone(),
+            },
             inner_threads: inner,
             strict: strict(),
         })

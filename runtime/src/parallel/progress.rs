@@ -31,6 +31,15 @@ pub struct Progress {
 
 pub(crate) type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
+/// What the caller watches a call's progress with, besides `verbose`: a callback
+/// ([`Parallel::on_progress`](crate::Parallel::on_progress)) and a bar of its own
+/// ([`Parallel::progress_bar`](crate::Parallel::progress_bar)).
+#[derive(Clone, Default)]
+pub(crate) struct Watchers {
+    pub(crate) callback: Option<ProgressFn>,
+    pub(crate) bar: Option<indicatif::ProgressBar>,
+}
+
 /// Reports the progress of one call.
 pub(crate) struct Reporter {
     callback: Option<ProgressFn>,
@@ -38,6 +47,8 @@ pub(crate) struct Reporter {
     n_jobs: i32,
     started: Instant,
     bar: Option<indicatif::ProgressBar>,
+    /// The caller's bar: its length and position follow the call; the rest is the caller's.
+    caller_bar: Option<indicatif::ProgressBar>,
     done: usize,
     total: Option<usize>,
     completions: usize,
@@ -46,15 +57,24 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     pub(crate) fn new(
-        callback: Option<ProgressFn>,
+        watchers: Watchers,
         verbose: u32,
         n_jobs: i32,
         total: Option<usize>,
     ) -> Option<Self> {
-        if callback.is_none() && verbose == 0 {
+        let Watchers {
+            callback,
+            bar: caller_bar,
+        } = watchers;
+        if callback.is_none() && caller_bar.is_none() && verbose == 0 {
             return None;
         }
-        let bar = (verbose > 0 && std::io::stderr().is_terminal()).then(|| {
+        if let (Some(bar), Some(t)) = (&caller_bar, total) {
+            bar.set_length(t as u64);
+        }
+        // The caller's bar replaces parjob's own.
+        let own_bar = caller_bar.is_none() && verbose > 0 && std::io::stderr().is_terminal();
+        let bar = own_bar.then(|| {
             let bar = match total {
                 Some(t) => indicatif::ProgressBar::new(t as u64),
                 None => indicatif::ProgressBar::new_spinner(),
@@ -69,10 +89,12 @@ impl Reporter {
         });
         Some(Reporter {
             callback,
-            verbose,
+            // The caller's bar is the only drawing: no lines around it.
+            verbose: if caller_bar.is_some() { 0 } else { verbose },
             n_jobs,
             started: Instant::now(),
             bar,
+            caller_bar,
             done: 0,
             total,
             completions: 0,
@@ -90,7 +112,7 @@ impl Reporter {
 
     pub(crate) fn input_exhausted(&mut self, total: usize) {
         self.total = Some(total);
-        if let Some(bar) = &self.bar {
+        for bar in self.bar.iter().chain(&self.caller_bar) {
             bar.set_length(total as u64);
         }
     }
@@ -106,6 +128,9 @@ impl Reporter {
                 total: self.total,
                 elapsed,
             });
+        }
+        if let Some(bar) = &self.caller_bar {
+            bar.set_position(self.done as u64);
         }
         if self.verbose == 0 {
             return;
@@ -213,7 +238,7 @@ mod tests {
 
     #[test]
     fn done_line_pads_to_the_width_of_the_total() {
-        let mut r = Reporter::new(None, 5, 2, Some(100)).unwrap();
+        let mut r = Reporter::new(Watchers::default(), 5, 2, Some(100)).unwrap();
         r.done = 10;
         assert_eq!(
             r.done_text(Duration::from_millis(1200)),

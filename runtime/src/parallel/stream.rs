@@ -58,7 +58,7 @@ where
             }
             let (lo, hi) = input.size_hint();
             let reporter = Reporter::new(
-                plan.on_progress.take(),
+                std::mem::take(&mut plan.watchers),
                 plan.verbose,
                 plan.n_jobs,
                 (Some(lo) == hi).then_some(lo),
@@ -183,7 +183,7 @@ pub(crate) fn collect_inline<It: Iterator, A: Apply<It::Item>>(
     }
     let (lo, hi) = input.size_hint();
     let mut reporter = Reporter::new(
-        plan.on_progress.take(),
+        std::mem::take(&mut plan.watchers),
         plan.verbose,
         plan.n_jobs,
         (Some(lo) == hi).then_some(lo),
