@@ -18,10 +18,10 @@ use crate::sync::Recover;
 /// calls and resized to each call's `n_jobs`; a worker idle for `idle_worker_timeout`
 /// (default 300 s) exits. Workers die with their parent.
 ///
-/// Only tasks that can cross a process boundary go to workers: comprehensions whose body
-/// captures nothing and `delayed!` calls of plain functions, with inputs and results that
-/// implement serde's traits (or [`Delayed::remote`](crate::Delayed::remote) without the
-/// macros). Other work of a call on this backend (closures, borrowed data) runs on threads,
+/// Only tasks that can cross a process boundary go to workers: comprehensions (the
+/// variables their body uses travel too, once per call and worker) and `delayed!` calls of
+/// plain functions, with inputs, results and captured values that implement serde's traits
+/// (or [`Delayed::remote`](crate::Delayed::remote) without the macros). Other work of a call on this backend (closures, borrowed data) runs on threads,
 /// with one `tracing` warning per call. Nested calls inside a worker use threads: as many
 /// as `inner_max_num_threads`, by default `cpu_count / n_jobs`.
 ///
