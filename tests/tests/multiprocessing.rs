@@ -442,3 +442,21 @@ fn forks_while_another_thread_starts_processes_do_not_hang() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     spawner.join().unwrap();
 }
+
+#[test]
+fn an_input_too_long_to_hold_forks_per_batch_and_pulls_as_it_goes() {
+    // 2^40 items of 8 bytes cannot all be pulled first: the call forks a child per batch,
+    // pulling batches as they go, and stops at the first failure as any call does.
+    let err = parallel!("multiprocessing", n_jobs = 2, batch_size = 4;
+        checked_u64(x) for x in 0..1u64 << 40)
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::TaskPanicked { index: 10, .. }),
+        "{err:?}"
+    );
+}
+
+fn checked_u64(x: u64) -> u64 {
+    assert!(x < 10, "ten is the end");
+    x
+}

@@ -24,8 +24,8 @@ use crate::sync::Recover;
 /// in the caller, as joblib does.
 ///
 /// When the input's length is known (a `Vec`, a slice, a range, or adapters that keep the
-/// length) and the tasks are a `parallel!` comprehension, the call pulls its whole input
-/// first and forks one child per worker, which runs batch after batch of the call, told
+/// length; up to 256 MiB of items) and the tasks are a `parallel!` comprehension, the call
+/// pulls its whole input first and forks one child per worker, which runs batch after batch of the call, told
 /// only which tasks to run; the children end when the call does. Otherwise (an input of
 /// unknown length, `delayed!` tasks) each batch gets a child of its own, forked when the
 /// batch is made, and the call's `pre_dispatch` bounds how much of the input is pulled

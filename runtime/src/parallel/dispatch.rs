@@ -64,6 +64,10 @@ impl<A> Deref for Borrowed<A> {
     }
 }
 
+/// The most memory the tasks of a call may take when pulled all at once for children
+/// forked once per worker (counting each task's own size, not what it points to).
+const MAX_SESSION_BYTES: usize = 256 << 20;
+
 /// The tasks of a call on a forking backend, pulled before the first fork.
 struct Session<R> {
     tasks: Arc<ForkSession>,
@@ -233,13 +237,18 @@ where
     /// length is known: pulls every task now, so that each child, forked once per worker,
     /// holds them all and runs batch after batch told only their ranges.
     fn open_session(&mut self) {
-        let (Workers::Forks, Some(_), Some(codec)) = (
+        let (Workers::Forks, Some(len), Some(codec)) = (
             self.plan.backend.workers(),
             self.exact_len,
             self.apply.fork_codec(),
         ) else {
             return;
         };
+        // An input too long to hold at once (a huge range, say) keeps to one child per
+        // batch, pulled as batches go out.
+        if len.saturating_mul(size_of::<It::Item>().max(1)) > MAX_SESSION_BYTES {
+            return;
+        }
         let tasks = Tasks::new(self.input.by_ref().collect());
         self.input_done = true;
         let len = tasks.len();
