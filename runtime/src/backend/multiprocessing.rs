@@ -146,22 +146,9 @@ fn run(job: ForkJob) {
     };
     let child = match fork::spawn(work, reply.wants_task_starts(), inner) {
         Ok(child) => child,
-        Err(e) => {
-            return reply.finish(Err(Error::WorkerDied {
-                index: None,
-                detail: format!("cannot fork a child: {e}"),
-            }));
-        }
+        Err(e) => return reply.finish(Err(cannot_fork(&e))),
     };
-    let id = next_id();
-    running()
-        .lock()
-        .recover()
-        .insert(id, (child.pid(), reply.abandon_flag()));
-    if reply.is_abandoned() {
-        // Gave up between the check above and the registration: `abort` may have missed it.
-        child.kill();
-    }
+    let id = register(child.pid(), &reply);
     let outcome = wait(child, id, &reply);
     reply.finish(outcome);
 }
@@ -210,22 +197,12 @@ fn serve(
                 Ok(server) => server,
                 Err(e) => {
                     drop(session);
-                    return reply.finish(Err(Error::WorkerDied {
-                        index: None,
-                        detail: format!("cannot fork a child: {e}"),
-                    }));
+                    return reply.finish(Err(cannot_fork(&e)));
                 }
             }
         }
     };
-    let id = next_id();
-    running()
-        .lock()
-        .recover()
-        .insert(id, (server.pid(), reply.abandon_flag()));
-    if reply.is_abandoned() {
-        fork::kill(server.pid());
-    }
+    let id = register(server.pid(), &reply);
     let starts = reply.wants_task_starts();
     let outcome = server.run(
         first,
@@ -248,6 +225,27 @@ fn serve(
     // The session may borrow from the caller: gone before the reply is finished.
     drop(session);
     reply.finish(outcome);
+}
+
+/// Enters child `pid`, running a batch of `reply`'s call, in [`running`]; kills it if the
+/// call gave up before (`abort` may have missed it). The entry's id.
+fn register(pid: libc::pid_t, reply: &RemoteReply) -> u64 {
+    let id = next_id();
+    running()
+        .lock()
+        .recover()
+        .insert(id, (pid, reply.abandon_flag()));
+    if reply.is_abandoned() {
+        fork::kill(pid);
+    }
+    id
+}
+
+fn cannot_fork(e: &std::io::Error) -> Error {
+    Error::WorkerDied {
+        index: None,
+        detail: format!("cannot fork a child: {e}"),
+    }
 }
 
 fn next_id() -> u64 {

@@ -14,6 +14,7 @@
 //! until the outcome or end of file, and names the signal or exit code of a child that sent
 //! no outcome.
 
+use std::convert::Infallible;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -67,22 +68,38 @@ pub(crate) struct Child {
 ///
 /// The `pipe` or `fork` error.
 pub(crate) fn spawn(work: ForkWork, report_starts: bool, inner: InnerThreads) -> io::Result<Child> {
+    // The parent's copy of the work is dropped by `fork_with`, before the reply is
+    // finished (it may borrow from the caller).
+    let (child, _) = fork_with(inner, false, move |_| child_main(work, report_starts))?;
+    Ok(child)
+}
+
+/// Forks a child that runs `body` and never comes back: `body` gets the read end of a
+/// command pipe when `commands` asks for one, whose write end the parent gets with the
+/// child. The parent drops its copy of `body` before returning.
+fn fork_with(
+    inner: InnerThreads,
+    commands: bool,
+    body: impl FnOnce(Option<OwnedFd>) -> Infallible,
+) -> io::Result<(Child, Option<OwnedFd>)> {
     install_panic_hook();
     let env = ChildEnv::for_threads(inner);
-    // Held from the pipe's creation until the parent has closed its write end, so that no
-    // other child forked meanwhile (by another thread of this backend) inherits that end:
-    // it would keep the pipe open after this child exits. (Close-on-exec does not help: a
-    // forked child does not exec.)
+    // Held from the pipes' creation until the parent has closed the child's ends, so that
+    // no other child forked meanwhile (by another thread of this backend) inherits them: it
+    // would keep a pipe open after this child exits. (Close-on-exec does not help: a forked
+    // child does not exec.)
     let forking = FORKING.lock().recover();
     let (read, write) = pipe()?;
+    let command_pipe = if commands { Some(pipe()?) } else { None };
     // A larger pipe buffer lets a child write a big outcome in fewer wake-ups; a kernel
     // that refuses keeps the default.
     // SAFETY: `fcntl` on a descriptor this function owns.
     unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     // SAFETY: `getpid` has no preconditions.
     let parent = unsafe { libc::getpid() };
-    // SAFETY: the child runs only `child_main`, which never returns: it leaves with `_exit`.
-    // What it may touch after a fork in a multithreaded process is the backend's documented
+    let (commands_in, commands_out) = command_pipe.unzip();
+    // SAFETY: the child runs only `body`, which never returns: it leaves with `_exit`. What
+    // it may touch after a fork in a multithreaded process is the backend's documented
     // caveat (tasks run as on a thread of the parent, without the parent's other threads).
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
@@ -90,21 +107,22 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool, inner: InnerThreads) ->
             // The guard was taken by this very thread: releasing the child's copy of the
             // lock is a plain store, and lets this child fork children of its own.
             drop(forking);
-            drop(read);
+            drop((read, commands_out));
             enter_child(write, parent, env);
-            child_main(work, report_starts)
+            // `body` never returns (its type says so), so neither does this arm.
+            #[allow(unreachable_code)]
+            match body(commands_in) {}
         }
         pid => {
-            drop(write);
+            drop((write, commands_in));
             drop(forking);
-            // The parent's copy of the work is not run here: drop it now, before the reply
-            // is finished (it may borrow from the caller).
-            drop(work);
-            Ok(Child {
+            drop(body);
+            let child = Child {
                 pid,
                 pipe: read,
                 reaped: false,
-            })
+            };
+            Ok((child, commands_out))
         }
     }
 }
@@ -252,39 +270,13 @@ impl Server {
     ///
     /// The `pipe` or `fork` error.
     pub(crate) fn spawn(run: &RunRange<'_>, inner: InnerThreads) -> io::Result<Server> {
-        install_panic_hook();
-        let env = ChildEnv::for_threads(inner);
-        let forking = FORKING.lock().recover();
-        let (read, write) = pipe()?;
-        let (commands_in, commands) = pipe()?;
-        // SAFETY: as in `spawn`.
-        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-        // SAFETY: `getpid` has no preconditions.
-        let parent = unsafe { libc::getpid() };
-        // SAFETY: as in `spawn`: the child runs only `serve`, which leaves with `_exit`.
-        match unsafe { libc::fork() } {
-            -1 => Err(io::Error::last_os_error()),
-            0 => {
-                drop(forking);
-                drop(read);
-                drop(commands);
-                enter_child(write, parent, env);
-                serve(run, commands_in)
-            }
-            pid => {
-                drop(write);
-                drop(commands_in);
-                drop(forking);
-                Ok(Server {
-                    child: Child {
-                        pid,
-                        pipe: read,
-                        reaped: false,
-                    },
-                    commands,
-                })
-            }
-        }
+        let (child, commands) = fork_with(inner, true, |commands| match commands {
+            Some(commands) => serve(run, commands),
+            // SAFETY: as in `child_main`; `fork_with` always gives the pipe it was asked for.
+            None => unsafe { libc::_exit(70) },
+        })?;
+        let commands = commands.ok_or_else(|| io::Error::other("no command pipe"))?;
+        Ok(Server { child, commands })
     }
 
     /// The child's process id.
