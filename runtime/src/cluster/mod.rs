@@ -116,6 +116,7 @@ static MAPPABLE: OnceLock<Vec<bool>> = OnceLock::new();
 
 /// Whether `rank` can map rank 0's memory files, so that large attachments reach it as one
 /// (written once for all such ranks) instead of as a message of their own.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(super) fn maps_files(rank: usize) -> bool {
     MAPPABLE
         .get()

@@ -100,7 +100,6 @@ fn in_child_before_exec(cmd: &mut Command, keep: [RawFd; 3], parent_pid: u32) {
     // nothing (`io::Error::from_raw_os_error` and `last_os_error` do not allocate).
     unsafe {
         cmd.pre_exec(move || {
-            #[cfg(target_os = "linux")]
             close_others_on_exec(keep);
             for fd in keep.into_iter().filter(|&fd| fd >= 0) {
                 inherit(fd)?;
@@ -254,13 +253,11 @@ impl WorkerProcess {
                 libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
             )
         };
-        // With `WNOHANG`, `si_pid` stays 0 while the child runs.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
+        // With `WNOHANG`, `si_pid` stays 0 while the child runs. (libc gives `si_pid` as a
+        // method on Linux, macOS and the BSDs alike.)
         // SAFETY: `waitid` filled `info` for a `SIGCHLD`-style event (or left it zeroed),
-        // so the union member `si_pid` reads is the one written.
+        // so the field `si_pid` reads is the one written.
         let exited = unsafe { info.si_pid() } != 0;
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let exited = info.si_pid != 0;
         // An error means it is not our waitable child any more: treat it as gone.
         r != 0 || exited
     }
@@ -351,6 +348,25 @@ fn close_others_on_exec(mut keep: [RawFd; 3]) {
         next = next.max(fd + 1);
     }
     cloexec_range(next, libc::c_uint::MAX);
+}
+
+/// Without `close_range` (macOS, the BSDs): one `fcntl` per descriptor number up to the
+/// process's limit (at most 65,536 of them), skipping those already flagged.
+#[cfg(not(target_os = "linux"))]
+fn close_others_on_exec(keep: [RawFd; 3]) {
+    // SAFETY: `sysconf` with a valid name has no preconditions.
+    let limit = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let last = RawFd::try_from(limit).map_or(1 << 16, |n| n.clamp(3, 1 << 16));
+    for fd in (3..last).filter(|fd| !keep.contains(fd)) {
+        // SAFETY: `fcntl` with `F_GETFD`/`F_SETFD` reads and writes descriptor flags only;
+        // a number that is not an open descriptor is an error return.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -92,9 +92,10 @@ fn fork_with(
     let (read, write) = pipe()?;
     let command_pipe = if commands { Some(pipe()?) } else { None };
     // A larger pipe buffer lets a child write a big outcome in fewer wake-ups; a kernel
-    // that refuses keeps the default.
+    // that refuses keeps the default. (Only Linux can resize a pipe.)
+    #[cfg(target_os = "linux")]
     // SAFETY: `fcntl` on a descriptor this function owns.
-    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    let _ = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     // SAFETY: `getpid` has no preconditions.
     let parent = unsafe { libc::getpid() };
     let (commands_in, commands_out) = command_pipe.unzip();
@@ -127,15 +128,11 @@ fn fork_with(
     }
 }
 
-/// A new pipe, both ends close-on-exec: (read end, write end).
+/// A new pipe, both ends close-on-exec (std sets the flag atomically where the system
+/// can): (read end, write end).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `pipe2` succeeded: both descriptors are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (read, write) = io::pipe()?;
+    Ok((read.into(), write.into()))
 }
 
 /// A child's environment, made in the parent before the fork: the parent's, with the
@@ -199,18 +196,19 @@ impl ChildEnv {
 /// [`ChildEnv`]), marks itself forked and keeps `pipe` (to its parent) open for good.
 fn enter_child(pipe: OwnedFd, parent: libc::pid_t, env: Option<ChildEnv>) {
     // First, so that a child that goes wrong later still dies with its parent.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: `prctl` with integer arguments only sets this process's death signal, and
-    // `getppid` has no preconditions.
+    #[cfg(target_os = "linux")]
+    // SAFETY: `prctl` with integer arguments only sets this process's death signal.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if libc::getppid() != parent {
-            // The parent died before the death signal was set.
-            libc::_exit(1);
-        }
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0)
+    };
+    // SAFETY: `getppid` has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        // The parent died before the death signal was set (or before the watch starts).
+        // SAFETY: `_exit` ends this process without running anything of the parent's.
+        unsafe { libc::_exit(1) };
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = parent;
+    #[cfg(not(target_os = "linux"))]
+    super::watch_parent(parent as u32);
     if let Some(env) = env {
         env.install();
     }

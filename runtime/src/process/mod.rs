@@ -65,6 +65,26 @@ pub(crate) const THREAD_VARS: [&str; 4] = [
 pub(crate) fn thread_var(var: &str, inner: crate::job::InnerThreads) -> Option<String> {
     (inner.explicit || std::env::var_os(var).is_none()).then(|| inner.count.to_string())
 }
+/// Without `PR_SET_PDEATHSIG` (every Unix but Linux): a thread of a worker process or a
+/// forked child that ends it, with `_exit`, once its parent is gone, even in a long task.
+/// Checks twice a second.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) fn watch_parent(parent_pid: u32) {
+    let _ = std::thread::Builder::new()
+        .name("parjob-parent-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                // SAFETY: `getppid` cannot fail.
+                if unsafe { libc::getppid() } as u32 != parent_pid {
+                    // SAFETY: `_exit` ends the process without running the parent's exit
+                    // handlers or flushing buffers it copied (a forked child has them).
+                    unsafe { libc::_exit(0) };
+                }
+            }
+        });
+}
+
 #[cfg(unix)]
 pub(crate) use pool::{Events, PoolConfig, PoolEvent, WorkerPool};
 #[cfg(all(unix, test))]

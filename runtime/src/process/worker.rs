@@ -54,7 +54,7 @@ pub(crate) fn serve(
         Err(code) => return code,
     };
     #[cfg(not(target_os = "linux"))]
-    watch_parent(parent_pid);
+    super::watch_parent(parent_pid);
     let _ = parent_pid;
 
     let output = OUTPUT.get_or_init(|| output);
@@ -351,22 +351,6 @@ fn set_cloexec(fd: RawFd) {
             libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
         }
     }
-}
-
-/// Without `PR_SET_PDEATHSIG`: exit once the parent is gone, even in a long task.
-#[cfg(not(target_os = "linux"))]
-fn watch_parent(parent_pid: u32) {
-    let _ = std::thread::Builder::new()
-        .name("parjob-parent-watch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_millis(500));
-                // SAFETY: `getppid` cannot fail.
-                if unsafe { libc::getppid() } as u32 != parent_pid {
-                    std::process::exit(0);
-                }
-            }
-        });
 }
 
 /// Writes raw bytes to the parent, bypassing framing: lets tests corrupt the stream.
