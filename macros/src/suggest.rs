@@ -1,26 +1,11 @@
 //! "Did you mean" hints for misspelt backend names and keys.
 //!
-//! A dependency for one 15-line function would cost every user a longer build of the
-//! proc-macro crate, so the edit distance is written here.
-
-/// Levenshtein distance over chars, two rows of memory.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
+//! The distance is `strsim`'s Levenshtein distance; the runtime gives the same hints for
+//! names it meets at run time, with the same rule (`parjob`'s `registry`).
 
 /// The candidate closest to `found`, if it is close enough to be a likely typo: at most one
-/// edit for short words, about one edit per three characters for longer ones.
+/// edit for short words, about one edit per three characters for longer ones, or any number
+/// of letters cut from the end (`thread` for `threading`).
 pub(crate) fn did_you_mean<'a>(
     found: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -28,10 +13,15 @@ pub(crate) fn did_you_mean<'a>(
     let limit = (found.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|candidate| (edit_distance(found, candidate), candidate))
-        .filter(|&(distance, _)| distance <= limit)
+        .map(|candidate| (strsim::levenshtein(found, candidate), candidate))
+        .filter(|&(distance, candidate)| distance <= limit || is_cut_short(found, candidate))
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, candidate)| candidate)
+}
+
+/// Whether `found` is the start of `candidate`, three letters or more.
+fn is_cut_short(found: &str, candidate: &str) -> bool {
+    found.chars().count() >= 3 && candidate.starts_with(found)
 }
 
 /// "`a`, `b`, `c`": the list part of an "expected one of" message.
@@ -48,19 +38,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distance_counts_insertions_deletions_substitutions() {
-        assert_eq!(edit_distance("threadng", "threading"), 1);
-        assert_eq!(edit_distance("", "loky"), 4);
-        assert_eq!(edit_distance("loky", "loky"), 0);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
-
-    #[test]
     fn suggests_only_close_candidates() {
         let names = ["sequential", "threading", "loky"];
         assert_eq!(did_you_mean("threadng", names), Some("threading"));
         assert_eq!(did_you_mean("lokey", names), Some("loky"));
         assert_eq!(did_you_mean("dask", names), None);
+        assert_eq!(did_you_mean("thread", names), Some("threading"));
+        assert_eq!(did_you_mean("lo", names), None);
     }
 
     #[test]

@@ -41,7 +41,11 @@ pub enum Error {
     },
 
     /// No backend is registered under `name`.
-    #[error("unknown backend `{name}`, expected one of {}", quoted_list(known))]
+    #[error(
+        "unknown backend `{name}`, expected one of {}{}",
+        quoted_list(known),
+        hint(name, known)
+    )]
     UnknownBackend {
         /// The name that was asked for.
         name: String,
@@ -179,6 +183,32 @@ fn quoted_list(names: &[String]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What follows "expected one of ...": why a built-in backend is missing here, or the known
+/// name a misspelt one was likely meant to be (the rule of the compile-time check: at most
+/// one edit for short names, about one per three characters for longer ones, or letters
+/// cut from the end).
+fn hint(name: &str, known: &[String]) -> String {
+    let processes = ["loky", "multiprocessing", "mpi"].contains(&name);
+    if processes && !cfg!(unix) {
+        return format!(
+            ": `{name}` runs tasks in other processes, which parjob supports on Unix only"
+        );
+    }
+    if name == "mpi" {
+        return ": the `mpi` backend needs parjob's `mpi` feature".to_owned();
+    }
+    let limit = (name.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|candidate| (strsim::levenshtein(name, candidate), candidate))
+        .filter(|&(distance, near)| {
+            distance <= limit || (name.chars().count() >= 3 && near.starts_with(name))
+        })
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, near)| format!("; did you mean `{near}`?"))
+        .unwrap_or_default()
 }
 
 fn at_index(index: Option<usize>) -> String {

@@ -25,7 +25,12 @@ fn bad_env_values_are_errors_at_call_time() {
         let r = Parallel::new().map(0..3, |i| i);
         match std::env::var("PARJOB_N_JOBS").as_deref() {
             Ok("zero") | Ok("0") => assert!(matches!(r, Err(Error::InvalidConfig { .. })), "{r:?}"),
-            _ => assert!(matches!(r, Err(Error::UnknownBackend { .. })), "{r:?}"),
+            _ => match r {
+                Err(e @ Error::UnknownBackend { .. }) => {
+                    assert!(e.to_string().ends_with("; did you mean `loky`?"), "{e}")
+                }
+                other => panic!("expected UnknownBackend, got {other:?}"),
+            },
         }
         // Scopes still work and replace the bad defaults.
         let ok = parjob::parallel_backend("threading")
@@ -40,7 +45,7 @@ fn bad_env_values_are_errors_at_call_time() {
     for env in [
         [("PARJOB_N_JOBS", "zero"), ("PARJOB_BACKEND", "threading")],
         [("PARJOB_N_JOBS", "0"), ("PARJOB_BACKEND", "threading")],
-        [("PARJOB_BACKEND", "no-such"), ("PARJOB_UNUSED", "")],
+        [("PARJOB_BACKEND", "lokyy"), ("PARJOB_UNUSED", "")],
     ] {
         let (ok, out, err) = rerun_test("bad_env_values_are_errors_at_call_time", &env);
         assert!(ok, "{env:?}\n{out}\n{err}");

@@ -163,6 +163,50 @@ fn unknown_backends_are_reported_with_the_known_names() {
     assert_eq!(active(), root());
 }
 
+/// Names met at run time get the compile-time check's did-you-mean, and a built-in backend
+/// that is missing from this build says why.
+#[test]
+fn unknown_backends_at_run_time_suggest_the_name_meant() {
+    let message = |name: &str| {
+        let err = parallel_backend(name).enter().unwrap_err();
+        assert!(matches!(err, Error::UnknownBackend { .. }), "{err:?}");
+        err.to_string()
+    };
+    assert!(
+        message("thread").ends_with("; did you mean `threading`?"),
+        "{}",
+        message("thread")
+    );
+    assert!(
+        message("lokyy").ends_with("; did you mean `loky`?"),
+        "{}",
+        message("lokyy")
+    );
+    assert!(message("Sequential").ends_with("; did you mean `sequential`?"));
+    // Too far from every name for a likely typo: the list alone.
+    assert!(
+        message("dask").ends_with("`threading`"),
+        "{}",
+        message("dask")
+    );
+    let err = Parallel::new()
+        .backend(registered("multiprocesing"))
+        .map(0..1, |i| i)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("; did you mean `multiprocessing`?"),
+        "{err}"
+    );
+    if !cfg!(feature = "mpi") {
+        assert!(
+            message("mpi").ends_with(": the `mpi` backend needs parjob's `mpi` feature"),
+            "{}",
+            message("mpi")
+        );
+    }
+}
+
 #[test]
 fn bad_scope_settings_are_errors_on_enter() {
     use parjob::{Prefer, Require};

@@ -465,7 +465,7 @@ fn check_param(
         // A run-time backend may take any parameter; but one edit away from a common key is
         // almost surely a typo, which as a parameter would be found only at run time.
         BackendKind::Runtime => match did_you_mean(name, keys_for(site)) {
-            Some(near) if crate::suggest::edit_distance(name, near) == 1 => {
+            Some(near) if strsim::levenshtein(name, near) == 1 => {
                 let message = format!(
                     "unknown key `{name}`, expected one of {}",
                     backticked_list(keys_for(site))
