@@ -13,7 +13,7 @@ mod mpi;
 mod multiprocessing;
 mod sequential;
 mod spec;
-mod threading;
+pub(crate) mod threading;
 
 use std::sync::{Arc, OnceLock};
 
@@ -197,7 +197,7 @@ impl Workers {
 ///
 /// This example does not bound concurrency to `request.workers`; a real backend keeps a pool
 /// of exactly that many workers, as [`Threading`] does.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: std::any::Any + Send + Sync {
     /// The name the backend is known by, as [`ActiveBackend::name`](crate::ActiveBackend::name)
     /// reports it.
     fn name(&self) -> &str;

@@ -57,7 +57,20 @@ fn pools() -> &'static Pools {
     POOLS.get_or_init(Default::default)
 }
 
-fn pool_for(request: PoolRequest) -> Option<Arc<rayon::ThreadPool>> {
+thread_local! {
+    /// Whether this thread belongs to one of parjob's pools.
+    static OWN_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is a worker of a rayon pool that is not one of parjob's (rayon's
+/// global pool, or one the program built).
+pub(crate) fn on_foreign_rayon_thread() -> bool {
+    rayon::current_thread_index().is_some() && !OWN_POOL.with(std::cell::Cell::get)
+}
+
+/// The pool of `request.workers` threads at `request.nesting_level`, started at its first
+/// use; `None` if no thread could be started.
+pub(crate) fn pool_for(request: PoolRequest) -> Option<Arc<rayon::ThreadPool>> {
     let key = (request.workers, request.nesting_level);
     let mut map = pools().lock().recover();
     if let Some(pool) = map.get(&key) {
@@ -67,6 +80,7 @@ fn pool_for(request: PoolRequest) -> Option<Arc<rayon::ThreadPool>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(request.workers)
         .thread_name(move |i| format!("parjob-l{level}-{i}"))
+        .start_handler(|_| OWN_POOL.with(|own| own.set(true)))
         // Jobs catch task panics themselves; this only keeps rayon from aborting the process
         // if a panic ever escaped one.
         .panic_handler(|_| {})
@@ -93,6 +107,11 @@ impl Backend for Threading {
     }
 
     fn spawn(&self, request: PoolRequest, job: Job) {
+        // A call made inside a rayon pool of the program's runs on that pool (its waits
+        // run the pool's work meanwhile: see the dispatcher).
+        if on_foreign_rayon_thread() {
+            return rayon::spawn(move || job.run());
+        }
         match pool_for(request) {
             Some(pool) => pool.spawn(move || job.run()),
             // No thread could be started: dropping the job reports it to its call, which then

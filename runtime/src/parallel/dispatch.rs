@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::apply::{Encoded, Remote, RemoteDecoder};
 use super::plan::Plan;
 use super::progress::Reporter;
 use super::work::{BatchWork, Clock, Dest, Message, RemoteBatchSink, Report, Tasks, run_forked};
-use crate::backend::{Backend, Threading, Workers};
+use crate::backend::{Backend, Threading, Workers, threading};
 use crate::error::{Error, catch_panic};
 use crate::job::{
     ForkFn, ForkJob, ForkSession, ForkWork, InnerThreads, Job, LocalJob, RangeFn, RemoteJob,
@@ -93,6 +93,9 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     /// Wait in `drop` for every job: set when tasks may borrow from the caller.
     waits: bool,
     aborted_backend: bool,
+    /// Whether the call's jobs run on the rayon pool of the calling thread (a `threading`
+    /// call made inside a pool of the program's): waits then run that pool's pending work.
+    helps: bool,
     /// Whether a batch of this call already fell back to threads (warned once per call).
     fell_back: bool,
     /// Whether progress output has named the backend the call runs on (at its first batch).
@@ -151,6 +154,8 @@ where
             exact_len,
         );
         let (tx, rx) = crossbeam_channel::unbounded();
+        let backend: &dyn std::any::Any = plan.backend.as_ref();
+        let helps = backend.is::<Threading>() && threading::on_foreign_rayon_thread();
         Ok(Dispatcher {
             input,
             input_done: false,
@@ -167,6 +172,7 @@ where
             next_seq: 0,
             waits,
             aborted_backend: false,
+            helps,
             fell_back: false,
             announced: false,
             dest: None,
@@ -588,7 +594,7 @@ where
             return Ok(None);
         }
         let msg = match self.plan.timeout {
-            None => self.rx.recv().map_err(|_| disconnected()),
+            None => receive(&self.rx, self.helps, None).map_err(|_| disconnected()),
             Some(limit) => self.recv_with_timeout(limit),
         };
         let msg = match msg {
@@ -645,7 +651,7 @@ where
                     wake = wake.min(deadline);
                 }
             }
-            match self.rx.recv_deadline(wake) {
+            match receive(&self.rx, self.helps, Some(wake)) {
                 Ok(m) => return Ok(m),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Err(disconnected()),
@@ -752,7 +758,7 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
         self.tx = None;
         self.session = None;
         if self.waits {
-            while let Ok(msg) = self.rx.recv() {
+            while let Ok(msg) = receive(&self.rx, self.helps, None) {
                 // A batch that completed after the call gave up wrote values nobody will
                 // take: drop them here.
                 if let (Message::Done { seq, .. }, Some(dest)) = (&msg, self.dest)
@@ -767,6 +773,40 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
                     // no one else will read or drop it.
                     let _ = catch_panic(|| unsafe { std::ptr::drop_in_place(range) });
                 }
+            }
+        }
+    }
+}
+
+/// The next message of `rx`, waiting until `deadline` at most. A call whose jobs run on the
+/// calling thread's own rayon pool (`helps`) runs that pool's pending work while it waits
+/// (as rayon's `join` does), so that it never waits on the very threads it occupies.
+fn receive<T>(
+    rx: &Receiver<T>,
+    helps: bool,
+    deadline: Option<Instant>,
+) -> Result<T, RecvTimeoutError> {
+    if !helps {
+        return match deadline {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(deadline) => rx.recv_deadline(deadline),
+        };
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(m) => return Ok(m),
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            // Nothing to run: a short sleep on the channel, then a new look at the pool.
+            let nap = Instant::now() + Duration::from_micros(100);
+            match rx.recv_deadline(deadline.map_or(nap, |d| d.min(nap))) {
+                Err(RecvTimeoutError::Timeout) => {}
+                other => return other,
             }
         }
     }

@@ -6,6 +6,7 @@ mod collect;
 mod dispatch;
 mod plan;
 mod progress;
+mod split;
 mod stream;
 mod task;
 mod work;
@@ -583,6 +584,10 @@ impl Parallel {
         if plan.runs_inline() {
             return stream::collect_inline(input, apply, &mut plan);
         }
+        let input = match split::try_split(input, apply, &plan) {
+            Ok(result) => return result,
+            Err(input) => input,
+        };
         // With a known length, workers write results straight into the output. The buffer
         // is made before the dispatcher, so that it is dropped after it: the dispatcher's
         // drop waits for every job that may still write.

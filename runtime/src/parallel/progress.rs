@@ -40,6 +40,13 @@ pub(crate) struct Watchers {
     pub(crate) bar: Option<indicatif::ProgressBar>,
 }
 
+impl Watchers {
+    /// Whether nobody watches the call's progress.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.callback.is_none() && self.bar.is_none()
+    }
+}
+
 /// Reports the progress of one call.
 pub(crate) struct Reporter {
     callback: Option<ProgressFn>,
