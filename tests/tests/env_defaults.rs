@@ -74,7 +74,24 @@ fn parjob_strict_turns_a_fallback_to_threads_into_an_error() {
             format!("{:?}", parjob::parallel!("loky", n_jobs = 2; square(y) for y in 0..4u64))
             for _x in 0..2)
         .unwrap();
+        // A call that requires shared memory, under a scope whose workers lack it.
+        let shared = parjob::parallel_backend("loky")
+            .n_jobs(2)
+            .run(|| {
+                Parallel::new()
+                    .require(parjob::Require::SharedMem)
+                    .verbose(1)
+                    .map(0..4u64, square)
+            })
+            .unwrap();
         if strict {
+            match shared {
+                Err(Error::WouldRunOnThreads { backend, reason }) => {
+                    assert_eq!(backend, "loky");
+                    assert!(reason.contains("`sharedmem`"), "{reason}");
+                }
+                other => panic!("expected WouldRunOnThreads, got {other:?}"),
+            }
             match r {
                 Err(Error::WouldRunOnThreads { backend, reason }) => {
                     assert_eq!(backend, "loky");
@@ -89,6 +106,7 @@ fn parjob_strict_turns_a_fallback_to_threads_into_an_error() {
             );
         } else {
             assert_eq!(r.unwrap(), [1, 2, 3, 4]);
+            assert_eq!(shared.unwrap(), [0, 1, 4, 9]);
             assert_eq!(nested, ["Ok([0, 1, 4, 9])", "Ok([0, 1, 4, 9])"]);
         }
         return;
@@ -103,4 +121,9 @@ fn parjob_strict_turns_a_fallback_to_threads_into_an_error() {
         &[],
     );
     assert!(ok, "not strict:\n{out}\n{err}");
+    // At `verbose > 0`, the switch to threads is said on stderr, with its reason.
+    assert!(
+        err.contains("parjob: backend `loky` cannot run here (its workers do not share memory, and the call requires `sharedmem`); running the call on threads"),
+        "{err}"
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Parallel;
 use super::batch::{BatchSize, BatchSizer, PreDispatch};
 use super::progress::Watchers;
-use crate::backend::{Backend, Threading};
+use crate::backend::{Backend, instead_of, strict};
 use crate::error::Error;
 use crate::job::PoolRequest;
 use crate::scope::{self, Frame, Giver};
@@ -35,40 +35,6 @@ pub(crate) struct Plan {
     /// `PARJOB_STRICT`: tasks that cannot run where the backend would run them fail the
     /// call instead of running on threads.
     pub(crate) strict: bool,
-}
-
-/// Whether the environment variable `PARJOB_STRICT` is set to anything but `0`, `false`,
-/// `no` or nothing; read once per process.
-pub(crate) fn strict() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| {
-        std::env::var("PARJOB_STRICT").is_ok_and(|v| {
-            !matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "" | "0" | "false" | "no"
-            )
-        })
-    })
-}
-
-/// A backend that cannot run here (`why`) gives way to threads, saying so; under
-/// `PARJOB_STRICT` the call fails instead.
-fn instead_of(backend: &dyn Backend, why: String, verbose: u32) -> Result<Arc<dyn Backend>, Error> {
-    if strict() {
-        return Err(Error::WouldRunOnThreads {
-            backend: backend.name().to_owned(),
-            reason: why,
-        });
-    }
-    let message = format!(
-        "parjob: backend `{}` cannot run here ({why}); running the call on threads",
-        backend.name()
-    );
-    tracing::warn!("{message}");
-    if verbose > 0 {
-        eprintln!("{message}");
-    }
-    Ok(Arc::new(Threading::new()))
 }
 
 impl Plan {

@@ -71,7 +71,13 @@ impl Settings {
                 None => (parent.backend.clone(), parent.inner_max_num_threads),
             },
             Giver::Call => (
-                Some(select(chosen, parent, prefer, require)?),
+                Some(select(
+                    chosen,
+                    parent,
+                    prefer,
+                    require,
+                    self.verbose.or(parent.verbose).unwrap_or(0),
+                )?),
                 self.inner_max_num_threads.or(parent.inner_max_num_threads),
             ),
         };
@@ -106,6 +112,7 @@ fn select(
     parent: &Frame,
     prefer: Option<Prefer>,
     require: Option<Require>,
+    verbose: u32,
 ) -> Result<Arc<dyn Backend>, Error> {
     let chosen_by_call = chosen.is_some();
     let backend = match chosen {
@@ -120,11 +127,10 @@ fn select(
                 backend.name()
             )));
         }
-        tracing::debug!(
-            "parjob: using threading instead of `{}`, which does not share memory",
-            backend.name()
-        );
-        return Ok(Arc::new(Threading::new()));
+        // joblib switches to threads here; parjob says so (at `verbose > 0`), and fails
+        // under `PARJOB_STRICT`.
+        let why = "its workers do not share memory, and the call requires `sharedmem`";
+        return crate::backend::instead_of(&*backend, why.to_owned(), verbose);
     }
     // A hint only moves calls whose backend nobody chose.
     if chosen_by_call || parent.backend.is_some() {
