@@ -137,8 +137,11 @@ impl Error {
     /// The error a task returned (`TaskFailed`), as the type the task returned it with, if
     /// that is `E`.
     ///
-    /// A task that ran in another process (`loky`, `multiprocessing`, `mpi`) sends its error
-    /// back as its text: it is then a `String`'s error, and only its message is kept.
+    /// A task that ran in another process (`loky`, `multiprocessing`, `mpi`, through
+    /// `delayed!` or `Delayed::remote`) returns its `Result` as a value, so its error comes
+    /// back as itself: the error type implements serde's traits there, as every value that
+    /// crosses does. (A `try_map` closure run in a forked `multiprocessing` child, whose
+    /// error type need not have serde's traits, sends its message only.)
     ///
     /// ```
     /// use parjob::{Error, Parallel};

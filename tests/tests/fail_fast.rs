@@ -153,3 +153,50 @@ fn the_pool_is_healthy_after_failures() {
         );
     }
 }
+
+/// An error type with serde's traits, returned by a task that runs in another process.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Refused {
+    value: u32,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is refused", self.value)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refuse_six(x: u32) -> Result<u32, Refused> {
+    if x == 6 {
+        Err(Refused { value: x })
+    } else {
+        Ok(x)
+    }
+}
+
+/// As joblib re-raises a worker's exception with its type, a task's error that crossed
+/// back from a worker process comes back as a value of its own type, on every backend.
+#[test]
+fn a_worker_s_error_comes_back_as_itself() {
+    for backend in ["sequential", "threading", "loky", "multiprocessing"] {
+        let err = Parallel::new()
+            .backend(backend)
+            .n_jobs(2)
+            .batch_size(2)
+            .try_run((0..10u32).map(|x| parjob::delayed!(refuse_six(x))))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::TaskFailed { index: 6, .. }),
+            "{backend}: {err:?}"
+        );
+        assert_eq!(
+            err.task_error::<Refused>(),
+            Some(&Refused { value: 6 }),
+            "{backend}: {err:?}"
+        );
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("6 is refused"), "{backend}");
+    }
+}

@@ -199,7 +199,8 @@ impl<R> RemoteDecoder<R> {
 }
 
 /// Decodes the outcome of tasks returning `Result<R, E>` and turns the first `Err` into the
-/// batch's failure, at that task, with the error's message (its type stays in the worker).
+/// batch's failure, at that task: the error came back as a value of its own type, which the
+/// call's `TaskFailed` keeps (`Error::task_error::<E>()` finds it).
 fn unwrap_fallible<R, E: Into<TaskError>>(decode: ErasedDecode, bytes: &[u8]) -> Outcome<R> {
     let outcome = RemoteDecoder::<Result<R, E>>::Erased(decode, PhantomData).decode(bytes)?;
     Ok(outcome.and_then(|results| {
@@ -208,10 +209,12 @@ fn unwrap_fallible<R, E: Into<TaskError>>(decode: ErasedDecode, bytes: &[u8]) ->
             match result {
                 Ok(r) => out.push(r),
                 Err(e) => {
+                    let source = e.into();
                     return Err(Failure {
                         index,
                         kind: FailureKind::Failed,
-                        message: e.into().to_string(),
+                        message: source.to_string(),
+                        source: Some(source),
                     });
                 }
             }

@@ -164,7 +164,7 @@ impl Runner {
                 unsafe { out.set_len(len) };
                 Ok(out)
             }
-            Some((_, error)) => {
+            Some(error) => {
                 for range in filled.into_inner().recover() {
                     let written = std::ptr::slice_from_raw_parts_mut(
                         // SAFETY: the range lies within the buffer's capacity.
@@ -290,8 +290,8 @@ struct Call<'a, T, S, A: Apply<T>> {
     /// Items run between two looks at `failed`.
     block: usize,
     failed: AtomicBool,
-    /// The first failure: (the task's index, its error).
-    failure: Mutex<Option<(usize, Error)>>,
+    /// The first failure in time.
+    failure: Mutex<Option<Error>>,
     /// The output slots filled, piece by piece.
     filled: Mutex<Vec<Range<usize>>>,
     item: PhantomData<fn() -> T>,
@@ -346,11 +346,8 @@ where
             // The failing task took its item with it.
             at += 1;
             self.failed.store(true, Ordering::Relaxed);
-            let mut first = self.failure.lock().recover();
-            if first.as_ref().is_none_or(|(index, _)| failed_at < *index) {
-                *first = Some((failed_at, error));
-            }
-            drop(first);
+            // The first failure in time wins, as on the dispatcher's path.
+            self.failure.lock().recover().get_or_insert(error);
             self.filled.lock().recover().push(lo..failed_at);
             // SAFETY: the items after the failing one were not taken.
             unsafe { self.source.discard(at..hi) };

@@ -125,7 +125,7 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
                             },
                             crate::remote::FailureKind::Failed => Error::TaskFailed {
                                 index,
-                                source: failure.message.into(),
+                                source: failure.source.unwrap_or_else(|| failure.message.into()),
                             },
                             _ => Error::Transport {
                                 index: Some(index),

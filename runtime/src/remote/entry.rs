@@ -19,12 +19,22 @@ pub(crate) enum BatchOutcome<R> {
 }
 
 /// Why a remote batch stopped, and at which of its tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Failure {
     /// Position of the task within the batch.
     pub(crate) index: usize,
     pub(crate) kind: FailureKind,
     pub(crate) message: String,
+    /// The task's own error, when the caller decoded it (the `Err` of a fallible task
+    /// travels as a value): the call's `TaskFailed` then holds it as itself. Never sent.
+    #[serde(skip)]
+    pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for Failure {
+    fn eq(&self, other: &Self) -> bool {
+        (self.index, self.kind, &self.message) == (other.index, other.kind, &other.message)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +58,7 @@ pub(crate) fn failed(index: usize, kind: FailureKind, message: String) -> Vec<u8
         index,
         kind,
         message,
+        source: None,
     };
     let mut out = vec![FAILED];
     // Encoding a struct of integers and a string into a Vec cannot fail.
