@@ -269,6 +269,25 @@ fn calls_inside_a_rayon_pool_run_on_its_threads() {
             .collect::<Vec<u64>>()
     });
     assert_eq!(sums, [0, 44_850, 89_700]);
+    // Also when a process backend sends the tasks to threads (a capture without serde
+    // cannot reach loky's workers).
+    struct Opaque(u64);
+    let opaque = Opaque(1);
+    let sums = one.install(|| {
+        (0..2)
+            .into_par_iter()
+            .map(|_| {
+                parallel_backend("loky")
+                    .n_jobs(2)
+                    .run(|| parallel!(opaque.0 + x for x in 0..300u64))
+                    .unwrap()
+                    .unwrap()
+                    .iter()
+                    .sum()
+            })
+            .collect::<Vec<u64>>()
+    });
+    assert_eq!(sums, [45_150, 45_150]);
 
     // Outside any rayon pool, the call gets parjob's own threads.
     let own = names(threads(2).map(0..10_000u32, thread_name).unwrap());

@@ -93,8 +93,8 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     /// Wait in `drop` for every job: set when tasks may borrow from the caller.
     waits: bool,
     aborted_backend: bool,
-    /// Whether the call's jobs run on the rayon pool of the calling thread (a `threading`
-    /// call made inside a pool of the program's): waits then run that pool's pending work.
+    /// Whether jobs for threads run on the rayon pool of the calling thread (a call made
+    /// inside a pool of the program's): waits then run that pool's pending work.
     helps: bool,
     /// Whether a batch of this call already fell back to threads (warned once per call).
     fell_back: bool,
@@ -154,8 +154,9 @@ where
             exact_len,
         );
         let (tx, rx) = crossbeam_channel::unbounded();
-        let backend: &dyn std::any::Any = plan.backend.as_ref();
-        let helps = backend.is::<Threading>() && threading::on_foreign_rayon_thread();
+        // Jobs for threads go to that pool whatever the backend (a process backend sends
+        // tasks that cannot travel to threads too).
+        let helps = threading::on_foreign_rayon_thread();
         Ok(Dispatcher {
             input,
             input_done: false,
