@@ -289,6 +289,16 @@ fn calls_inside_a_rayon_pool_run_on_its_threads() {
     });
     assert_eq!(sums, [45_150, 45_150]);
 
+    // A child forked from a thread of that pool has none of the pool's other threads:
+    // calls in the child get threads of their own.
+    let in_children = pool.install(|| {
+        parallel!("multiprocessing", n_jobs = 2;
+            threads(2).map(0..1_000u32, thread_name).unwrap().len()
+                + threads(2).map((0..10u32).map(|i| i + 1), thread_name).unwrap().len()
+            for _child in 0..2)
+    });
+    assert_eq!(in_children.unwrap(), [1_010, 1_010]);
+
     // Outside any rayon pool, the call gets parjob's own threads.
     let own = names(threads(2).map(0..10_000u32, thread_name).unwrap());
     assert!(own.iter().all(|n| n.starts_with("parjob-")), "{own:?}");

@@ -63,8 +63,13 @@ thread_local! {
 }
 
 /// Whether this thread is a worker of a rayon pool that is not one of parjob's (rayon's
-/// global pool, or one the program built).
+/// global pool, or one the program built). Never in a forked child: a child forked from a
+/// pool's thread keeps that thread's rayon state, but none of the pool's other threads.
 pub(crate) fn on_foreign_rayon_thread() -> bool {
+    #[cfg(unix)]
+    if crate::process::fork::in_forked_child() {
+        return false;
+    }
     rayon::current_thread_index().is_some() && !OWN_POOL.with(std::cell::Cell::get)
 }
 
