@@ -52,6 +52,11 @@ where
     let Some(runner) = Runner::for_call(plan, len) else {
         return Err(input);
     };
+    // Room for every result, or the dispatcher's path (which collects in pieces).
+    let mut out: Vec<A::Out> = Vec::new();
+    if out.try_reserve_exact(len).is_err() {
+        return Err(input);
+    }
     let nested = Arc::clone(&plan.nested);
     macro_rules! integer_ranges {
         ($($int:ty)*) => {$(
@@ -59,7 +64,7 @@ where
                 // SAFETY: `It` is `Range<$int>`, a type without lifetimes.
                 let range: Range<$int> = unsafe { cast(input) };
                 let source = Integers::<$int, It::Item> { start: range.start, item: PhantomData };
-                return Ok(runner.run(&source, len, apply, nested));
+                return Ok(runner.run(&source, out, len, apply, nested));
             }
         )*};
     }
@@ -70,7 +75,7 @@ where
         let items: std::vec::IntoIter<It::Item> = unsafe { cast(input) };
         // Reuses the vector's buffer (std collects a vector's own iterator in place).
         let source = Owned::new(items.collect());
-        return Ok(runner.run(&source, len, apply, nested));
+        return Ok(runner.run(&source, out, len, apply, nested));
     }
     Err(input)
 }
@@ -120,9 +125,11 @@ impl Runner {
         }
     }
 
+    /// Runs the `len` tasks of `source` into `out`, which is empty with room for `len`.
     fn run<T, S, A>(
         &self,
         source: &S,
+        mut out: Vec<A::Out>,
         len: usize,
         apply: &A,
         nested: Arc<Frame>,
@@ -136,7 +143,6 @@ impl Runner {
             Runner::Current => rayon::current_num_threads(),
         };
         let piece = len.div_ceil(threads.max(1) * PIECES_PER_WORKER).max(1);
-        let mut out: Vec<A::Out> = Vec::with_capacity(len);
         let call = Call {
             source,
             apply,

@@ -198,9 +198,7 @@ fn enter_child(pipe: OwnedFd, parent: libc::pid_t, env: Option<ChildEnv>) {
     // First, so that a child that goes wrong later still dies with its parent.
     #[cfg(target_os = "linux")]
     // SAFETY: `prctl` with integer arguments only sets this process's death signal.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0)
-    };
+    let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     // SAFETY: `getppid` has no preconditions.
     if unsafe { libc::getppid() } != parent {
         // The parent died before the death signal was set (or before the watch starts).
