@@ -1,7 +1,26 @@
 //! Helpers shared by the behaviour tests of parjob.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A value that counts the values of its kind alive in `live` (made minus dropped), so
+/// that a test sees leaks (above 0) and double drops (below 0).
+#[derive(Debug)]
+pub struct Tracked(Arc<AtomicIsize>);
+
+impl Tracked {
+    /// A new value, counted in `live`.
+    pub fn new(live: &Arc<AtomicIsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Tracked(Arc::clone(live))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Counts tasks running at once and remembers the most seen.
 #[derive(Debug, Default)]

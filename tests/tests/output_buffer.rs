@@ -3,6 +3,7 @@
 //! with every value dropped exactly once.
 
 use parjob::{Error, Parallel};
+use parjob_tests::Tracked;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -41,22 +42,6 @@ fn inputs_that_lie_about_their_length_still_give_every_result_in_order() {
             .unwrap();
         let expected: Vec<String> = (0..actual).map(|i| format!("#{i}")).collect();
         assert_eq!(out, expected, "actual={actual} claimed={claimed}");
-    }
-}
-
-/// Counts live values.
-struct Tracked(Arc<AtomicIsize>);
-
-impl Tracked {
-    fn new(live: &Arc<AtomicIsize>) -> Self {
-        live.fetch_add(1, Ordering::SeqCst);
-        Tracked(Arc::clone(live))
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -5,10 +5,11 @@
 //! not).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parjob::{Error, Parallel, get_active_backend, parallel, parallel_backend};
+use parjob_tests::Tracked;
 
 fn threads(n_jobs: i32) -> Parallel {
     Parallel::new().backend("threading").n_jobs(n_jobs)
@@ -62,35 +63,18 @@ fn vectors_are_moved_to_the_workers_in_order() {
     assert_eq!(threads(2).map(rest, |w| w).unwrap(), words[1..]);
 }
 
-/// Counts the values of one kind alive: made minus dropped.
-#[derive(Debug)]
-struct Counted(Arc<AtomicUsize>);
-
-impl Counted {
-    fn new(alive: &Arc<AtomicUsize>) -> Self {
-        alive.fetch_add(1, Ordering::SeqCst);
-        Counted(Arc::clone(alive))
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn every_input_and_result_is_dropped_once_whatever_fails() {
     for fail_at in [0, 1, 999, 2_500, 4_999] {
-        let inputs = Arc::new(AtomicUsize::new(0));
-        let outputs = Arc::new(AtomicUsize::new(0));
-        let items: Vec<(usize, Counted)> = (0..5_000).map(|i| (i, Counted::new(&inputs))).collect();
+        let inputs = Arc::new(AtomicIsize::new(0));
+        let outputs = Arc::new(AtomicIsize::new(0));
+        let items: Vec<(usize, Tracked)> = (0..5_000).map(|i| (i, Tracked::new(&inputs))).collect();
         let err = threads(2)
             .try_map(items, |(i, _input)| {
                 if i == fail_at {
                     return Err(format!("task {i} refuses"));
                 }
-                Ok(Counted::new(&outputs))
+                Ok(Tracked::new(&outputs))
             })
             .unwrap_err();
         match err {
@@ -108,11 +92,11 @@ fn every_input_and_result_is_dropped_once_whatever_fails() {
             "results alive after failing at {fail_at}"
         );
 
-        let items: Vec<(usize, Counted)> = (0..5_000).map(|i| (i, Counted::new(&inputs))).collect();
+        let items: Vec<(usize, Tracked)> = (0..5_000).map(|i| (i, Tracked::new(&inputs))).collect();
         let err = threads(3)
             .map(items, |(i, _input)| {
                 assert_ne!(i, fail_at, "task {i} panics");
-                Counted::new(&outputs)
+                Tracked::new(&outputs)
             })
             .unwrap_err();
         match err {
@@ -129,11 +113,11 @@ fn every_input_and_result_is_dropped_once_whatever_fails() {
         assert_eq!(outputs.load(Ordering::SeqCst), 0);
     }
     // And on success, the results are the caller's, the inputs gone.
-    let inputs = Arc::new(AtomicUsize::new(0));
-    let outputs = Arc::new(AtomicUsize::new(0));
-    let items: Vec<Counted> = (0..1_000).map(|_| Counted::new(&inputs)).collect();
+    let inputs = Arc::new(AtomicIsize::new(0));
+    let outputs = Arc::new(AtomicIsize::new(0));
+    let items: Vec<Tracked> = (0..1_000).map(|_| Tracked::new(&inputs)).collect();
     let results = threads(2)
-        .map(items, |_input| Counted::new(&outputs))
+        .map(items, |_input| Tracked::new(&outputs))
         .unwrap();
     assert_eq!(
         (
