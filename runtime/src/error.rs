@@ -1,6 +1,7 @@
 //! The one error type of every fallible parjob call.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong in a parallel call, a scope or a backend lookup.
@@ -100,6 +101,20 @@ pub enum Error {
         message: String,
     },
 
+    /// In a call that keeps going past failures
+    /// ([`Parallel::keep_going`](crate::Parallel::keep_going)), a task whose batch failed as
+    /// a whole: its worker died or another task of the batch ran past the timeout. The task
+    /// may have run, but its outcome did not come back; `cause` is the batch's failure (the
+    /// [`source`](std::error::Error::source)), the same for every task of the batch.
+    #[error("task {index} was lost with its batch")]
+    Lost {
+        /// Position of the task in the input, counted from 0.
+        index: usize,
+        /// Why the batch failed.
+        #[source]
+        cause: Arc<Error>,
+    },
+
     /// The backend cannot run the call's tasks (a value cannot reach its processes, or it
     /// cannot start workers where the call runs), and the environment variable
     /// `PARJOB_STRICT` forbids running them on threads instead, as parjob otherwise does.
@@ -128,7 +143,8 @@ impl Error {
         match self {
             Error::TaskPanicked { index, .. }
             | Error::TaskFailed { index, .. }
-            | Error::Timeout { index, .. } => Some(*index),
+            | Error::Timeout { index, .. }
+            | Error::Lost { index, .. } => Some(*index),
             Error::WorkerDied { index, .. } | Error::Transport { index, .. } => *index,
             _ => None,
         }
@@ -170,6 +186,99 @@ impl Error {
         match self {
             Error::TaskFailed { source, .. } => source.downcast_ref::<E>(),
             _ => None,
+        }
+    }
+
+    /// The errors of tasks `first..first + len`, a batch that failed as a whole with `self`:
+    /// the task whose own failure `self` is (a panic, an `Err`, a timeout) keeps it, the
+    /// others are [`Error::Lost`] with it as their cause (all of them when it is not about
+    /// one task's doing; a batch of one task keeps it whatever).
+    pub(crate) fn spread(self, first: usize, len: usize) -> Vec<Error> {
+        let tasks = first..first.saturating_add(len);
+        // Only a task's own failure names it for sure (a dead worker's index is the first
+        // task of its batch when nothing better is known).
+        let own = matches!(
+            self,
+            Error::TaskPanicked { .. } | Error::TaskFailed { .. } | Error::Timeout { .. }
+        );
+        let named = self.task_index().filter(|i| own && tasks.contains(i));
+        if len == 1 {
+            return vec![self.at(first)];
+        }
+        let (cause, mut own) = match named {
+            Some(_) => (self.copy(), Some(self)),
+            None => (self.at(first), None),
+        };
+        let cause = Arc::new(cause);
+        tasks
+            .map(|index| match own.take_if(|_| Some(index) == named) {
+                Some(error) => error,
+                None => Error::Lost {
+                    index,
+                    cause: Arc::clone(&cause),
+                },
+            })
+            .collect()
+    }
+
+    /// `self`, naming task `index` where it names none.
+    fn at(self, index: usize) -> Error {
+        match self {
+            Error::WorkerDied {
+                index: None,
+                detail,
+            } => Error::WorkerDied {
+                index: Some(index),
+                detail,
+            },
+            Error::Transport {
+                index: None,
+                message,
+            } => Error::Transport {
+                index: Some(index),
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// A copy of `self` (a task's own error is copied as its message).
+    fn copy(&self) -> Error {
+        match self {
+            Error::InvalidNJobs => Error::InvalidNJobs,
+            Error::InvalidConfig { message } => Error::config(message.clone()),
+            Error::UnknownBackend { name, known } => Error::UnknownBackend {
+                name: name.clone(),
+                known: known.clone(),
+            },
+            Error::TaskPanicked { index, message } => Error::TaskPanicked {
+                index: *index,
+                message: message.clone(),
+            },
+            Error::TaskFailed { index, source } => Error::TaskFailed {
+                index: *index,
+                source: source.to_string().into(),
+            },
+            Error::Timeout { index, timeout } => Error::Timeout {
+                index: *index,
+                timeout: *timeout,
+            },
+            Error::WorkerDied { index, detail } => Error::WorkerDied {
+                index: *index,
+                detail: detail.clone(),
+            },
+            Error::Transport { index, message } => Error::Transport {
+                index: *index,
+                message: message.clone(),
+            },
+            Error::Lost { index, cause } => Error::Lost {
+                index: *index,
+                cause: Arc::clone(cause),
+            },
+            Error::WouldRunOnThreads { backend, reason } => Error::WouldRunOnThreads {
+                backend: backend.clone(),
+                reason: reason.clone(),
+            },
         }
     }
 
@@ -240,5 +349,47 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "Box<dyn Any>".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_batch_spreads_its_failure_over_its_tasks() {
+        let timeout = Duration::from_millis(5);
+        let spread = Error::Timeout { index: 5, timeout }.spread(4, 4);
+        let kinds: Vec<String> = spread.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            kinds,
+            [
+                "task 4 was lost with its batch",
+                "task 5 did not finish within 5ms",
+                "task 6 was lost with its batch",
+                "task 7 was lost with its batch",
+            ]
+        );
+        let cause = std::error::Error::source(&spread[0]).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("task 5 did not finish within 5ms"));
+        assert_eq!(spread[3].task_index(), Some(7));
+
+        // A dead worker names no task of its own doing: every task is lost, and a batch of
+        // one task gets the failure itself, at that task.
+        let died = || Error::WorkerDied {
+            index: None,
+            detail: "killed by SIGKILL".into(),
+        };
+        let spread = died().spread(10, 2);
+        assert!(
+            spread
+                .iter()
+                .all(|e| matches!(e, Error::Lost { cause, .. } if cause.task_index() == Some(10)))
+        );
+        let alone = died().spread(3, 1);
+        assert!(matches!(
+            alone[..],
+            [Error::WorkerDied { index: Some(3), .. }]
+        ));
     }
 }

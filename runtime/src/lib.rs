@@ -122,7 +122,7 @@ pub use error::Error;
 /// names the very version parjob draws with.
 pub use indicatif;
 pub use job::{ForkJob, ForkWork, Job, LocalJob, PoolRequest, RemoteJob, RemoteReply};
-pub use parallel::{BatchSize, Delayed, Parallel, PreDispatch, Progress, Task};
+pub use parallel::{BatchSize, Delayed, KeepGoing, Parallel, PreDispatch, Progress, Task};
 pub use registry::{register_parallel_backend, registered};
 pub use remote::Shared;
 pub use scope::{

@@ -226,6 +226,34 @@ fn checks() -> Result<(), String> {
         "the call after a panic is wrong".into()
     })?;
 
+    // Kept going past failures: a panic on a rank costs its own task only, also inside a
+    // batch of several, and a task past its timeout only itself.
+    let kept = Parallel::new()
+        .batch_size(4)
+        .keep_going()
+        .run((0..20u32).map(|x| delayed!(panics_on_seven(x))))
+        .map_err(|e| e.to_string())?;
+    let as_expected = kept.len() == 20
+        && kept.iter().zip(0u32..).all(|(r, i)| match r {
+            Ok(v) => i != 7 && *v == i,
+            Err(e) => i == 7 && matches!(e, Error::TaskPanicked { index: 7, .. }),
+        });
+    check(as_expected, || format!("kept going: {kept:?}"))?;
+    let kept = Parallel::new()
+        .batch_size(1)
+        .timeout(Duration::from_millis(300))
+        .keep_going()
+        .run([1u64, 2_000, 1, 1].map(|ms| delayed!(sleeps(ms))))
+        .map_err(|e| e.to_string())?;
+    let as_expected = kept.len() == 4
+        && kept.iter().enumerate().all(|(i, r)| match r {
+            Ok(_) => i != 1,
+            Err(e) => i == 1 && matches!(e, Error::Timeout { index: 1, .. }),
+        });
+    check(as_expected, || {
+        format!("kept going past a timeout: {kept:?}")
+    })?;
+
     // Nested calls inside a task use the rank's threads.
     let nested = parallel!(nested_sum(x) for x in 0..10u64).map_err(|e| e.to_string())?;
     let want: Vec<u64> = (0..10u64).map(|x| (0..100).map(|y| y * x).sum()).collect();

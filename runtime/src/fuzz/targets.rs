@@ -36,6 +36,9 @@ fn decode_task_encoding(bytes: &[u8]) {
     let _ = format::decode::<(u64, char, bool)>(bytes);
     let _ = crate::remote::decode_outcome_for_fuzzing::<u64>(bytes);
     let _ = crate::remote::decode_outcome_for_fuzzing::<Record>(bytes);
+    if let Ok((_, rest)) = crate::remote::split_kept(bytes) {
+        let _ = crate::remote::decode_outcome_for_fuzzing::<u64>(rest);
+    }
 }
 
 #[test]
@@ -119,6 +122,11 @@ fn write_seed_corpus() {
         "task-encoding",
         "outcome-failed.bin",
         &crate::remote::failed(2, crate::remote::FailureKind::Panicked, "boom".into()),
+    );
+    write(
+        "task-encoding",
+        "outcome-kept.bin",
+        &crate::remote::encode_kept_for_fuzzing(vec![1, 3]),
     );
     #[cfg(unix)]
     for (name, frame) in crate::process::seed_frames() {

@@ -26,6 +26,9 @@ struct InFlight {
     first: usize,
     len: usize,
     clock: Option<Arc<Clock>>,
+    /// Set when the call gives the batch up: the call's own abort flag, or, in a call that
+    /// keeps going, the batch's own (a batch past its timeout is given up alone).
+    abandon: Arc<AtomicBool>,
     /// The batch writes its results into the output buffer.
     in_place: bool,
 }
@@ -341,12 +344,18 @@ where
         let first = self.pulled;
         self.pulled += len;
         let clock = self.plan.timeout.map(|_| Arc::new(Clock::default()));
+        let abandon = if self.plan.keep_going {
+            Arc::new(AtomicBool::new(false))
+        } else {
+            Arc::clone(&self.abort)
+        };
         self.in_flight.insert(
             seq,
             InFlight {
                 first,
                 len,
                 clock: clock.clone(),
+                abandon,
                 in_place: false,
             },
         );
@@ -368,7 +377,7 @@ where
                 let job = self.local_job(items, first, clock, report);
                 self.plan.backend.spawn(request, Job::Local(job));
             }
-            Workers::Processes => match self.apply.encode(items) {
+            Workers::Processes => match self.apply.encode(items, self.plan.keep_going) {
                 Encoded::Remote { batch, decode } => {
                     self.announce(false);
                     let sink = self.remote_sink(first, clock, decode, report);
@@ -400,12 +409,12 @@ where
         report: Report<A::Out>,
     ) {
         if self.plan.strict {
-            return report.send(Message::Failed {
-                error: Error::WouldRunOnThreads {
-                    backend: self.plan.backend.name().to_owned(),
-                    reason: self.fallback_reason(),
-                },
-            });
+            let error = Error::WouldRunOnThreads {
+                backend: self.plan.backend.name().to_owned(),
+                reason: self.fallback_reason(),
+            };
+            let seq = report.seq;
+            return report.send(Message::Failed { seq, error });
         }
         self.warn_fallback();
         self.announce(true);
@@ -442,9 +451,9 @@ where
             first,
             clock,
             decode,
+            abort: self.abandon_flag(report.seq),
             report,
             sent: Instant::now(),
-            abort: Arc::clone(&self.abort),
         });
         detach(sink)
     }
@@ -498,7 +507,7 @@ where
                     };
                     (Box::new(work), RemoteDecoder::Typed(codec.decoder()))
                 }
-                None => match self.apply.encode(items) {
+                None => match self.apply.encode(items, self.plan.keep_going) {
                     Encoded::Remote { batch, decode } => {
                         let work = move |on_start: Option<fn(usize)>| {
                             let _scope = crate::scope::Installed::new(nested);
@@ -575,7 +584,7 @@ where
             first,
             dest: in_place,
             apply: self.apply.clone(),
-            abort: Arc::clone(&self.abort),
+            abort: self.abandon_flag(report.seq),
             clock,
             nested: Arc::clone(&self.plan.nested),
             report,
@@ -585,69 +594,128 @@ where
         LocalJob::new(detach(boxed))
     }
 
+    /// The flag that says the call gave up batch `seq` (see [`InFlight::abandon`]).
+    fn abandon_flag(&self, seq: u64) -> Arc<AtomicBool> {
+        match self.in_flight.get(&seq) {
+            Some(b) => Arc::clone(&b.abandon),
+            None => Arc::clone(&self.abort),
+        }
+    }
+
     /// Waits for the next completed batch; `None` once nothing is in flight.
     ///
     /// # Errors
     ///
-    /// The first failure (the call is aborted then), or a timeout.
+    /// The first failure (the call is aborted then), or a timeout. In a call that keeps
+    /// going, a batch that failed as a whole completes with its tasks' errors instead.
     pub(crate) fn next_batch(&mut self) -> Result<Option<Batch<A::Out>>, Error> {
-        if self.in_flight.is_empty() {
-            return Ok(None);
-        }
-        let msg = match self.plan.timeout {
-            None => receive(&self.rx, self.helps, None).map_err(|_| disconnected()),
-            Some(limit) => self.recv_with_timeout(limit),
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => return Err(self.fail(e)),
-        };
-        match msg {
-            Message::Done {
-                seq,
-                results,
-                elapsed,
-            } => {
-                let done = self.in_flight.remove(&seq);
-                let (first, len) = done.map_or((0, results.len()), |d| (d.first, d.len));
-                self.sizer.completed(len, elapsed);
-                if let Some(r) = &mut self.reporter {
-                    r.advance(len);
-                }
-                Ok(Some(Batch {
-                    seq,
-                    first,
-                    len,
-                    results,
-                }))
+        loop {
+            if self.in_flight.is_empty() {
+                return Ok(None);
             }
-            Message::Failed { error } => Err(self.fail(error)),
-            Message::Dropped { seq } => {
-                let index = self.in_flight.get(&seq).map(|b| b.first);
-                Err(self.fail(Error::WorkerDied {
-                    index,
-                    detail: format!(
-                        "backend `{}` dropped a batch without running it",
-                        self.plan.backend.name()
-                    ),
-                }))
+            let msg = match self.plan.timeout {
+                None => receive(&self.rx, self.helps, None).map_err(|_| (None, disconnected())),
+                Some(limit) => self.recv_with_timeout(limit),
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err((Some(seq), error)) if self.plan.keep_going => {
+                    // Past its timeout: that batch alone is given up (its worker process
+                    // is killed; a thread finishes its task and skips the rest).
+                    if let Some(b) = self.in_flight.get(&seq) {
+                        b.abandon.store(true, Ordering::Relaxed);
+                        self.plan.backend.abort(self.plan.request());
+                    }
+                    return self.lost(seq, error);
+                }
+                Err((_, e)) => return Err(self.fail(e)),
+            };
+            match msg {
+                Message::Done {
+                    seq,
+                    results,
+                    elapsed,
+                } => {
+                    // A batch the call gave up already (keeps going past a timeout).
+                    let Some(done) = self.in_flight.remove(&seq) else {
+                        continue;
+                    };
+                    let (first, len) = (done.first, done.len);
+                    self.sizer.completed(len, elapsed);
+                    if let Some(r) = &mut self.reporter {
+                        r.advance(len);
+                    }
+                    return Ok(Some(Batch {
+                        seq,
+                        first,
+                        len,
+                        results,
+                    }));
+                }
+                Message::Failed { seq, error } => {
+                    if self.in_flight.contains_key(&seq) {
+                        return self.lost(seq, error);
+                    }
+                }
+                Message::Dropped { seq } => {
+                    if let Some(b) = self.in_flight.get(&seq) {
+                        let error = Error::WorkerDied {
+                            index: Some(b.first),
+                            detail: format!(
+                                "backend `{}` dropped a batch without running it",
+                                self.plan.backend.name()
+                            ),
+                        };
+                        return self.lost(seq, error);
+                    }
+                }
             }
         }
     }
 
-    fn recv_with_timeout(&mut self, limit: Duration) -> Result<Message<A::Out>, Error> {
+    /// Batch `seq` failed as a whole with `error`: the call fails, or, if it keeps going,
+    /// the batch completes with its tasks' errors.
+    fn lost(&mut self, seq: u64, error: Error) -> Result<Option<Batch<A::Out>>, Error> {
+        if !self.plan.keep_going {
+            return Err(self.fail(error));
+        }
+        let Some(b) = self.in_flight.remove(&seq) else {
+            return Err(self.fail(error));
+        };
+        match self.apply.lost(error, b.first, b.len) {
+            Ok(results) => {
+                if let Some(r) = &mut self.reporter {
+                    r.advance(b.len);
+                }
+                Ok(Some(Batch {
+                    seq,
+                    first: b.first,
+                    len: b.len,
+                    results,
+                }))
+            }
+            Err(error) => Err(self.fail(error)),
+        }
+    }
+
+    /// The next message, or the batch that ran past the timeout and its error.
+    fn recv_with_timeout(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Message<A::Out>, (Option<u64>, Error)> {
         loop {
             let now = Instant::now();
             let mut wake =
                 now + (limit / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
-            for b in self.in_flight.values() {
+            for (&seq, b) in &self.in_flight {
                 if let Some((index, started)) = b.clock.as_ref().and_then(|c| c.running()) {
                     let deadline = started + limit;
                     if deadline <= now {
-                        return Err(Error::Timeout {
+                        let error = Error::Timeout {
                             index,
                             timeout: limit,
-                        });
+                        };
+                        return Err((Some(seq), error));
                     }
                     wake = wake.min(deadline);
                 }
@@ -655,7 +723,7 @@ where
             match receive(&self.rx, self.helps, Some(wake)) {
                 Ok(m) => return Ok(m),
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Err(disconnected()),
+                Err(RecvTimeoutError::Disconnected) => return Err((None, disconnected())),
             }
         }
     }
@@ -672,7 +740,7 @@ where
     }
 
     fn abort_backend(&mut self) {
-        self.abort.store(true, Ordering::Relaxed);
+        abandon_all(&self.abort, &self.in_flight);
         self.input_done = true;
         if !self.in_flight.is_empty() && !self.aborted_backend {
             self.aborted_backend = true;
@@ -728,14 +796,22 @@ fn detach<'a, P: Detach<'a>>(part: P) -> P::Static {
     unsafe { std::mem::transmute_copy::<std::mem::ManuallyDrop<P>, P::Static>(&part) }
 }
 
+/// Gives up the call (`abort`) and each of its batches in flight (see [`InFlight::abandon`]).
+fn abandon_all(abort: &AtomicBool, in_flight: &BTreeMap<u64, InFlight>) {
+    abort.store(true, Ordering::Relaxed);
+    for b in in_flight.values() {
+        b.abandon.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Fails a batch whose tasks could travel but one of them would not encode.
 fn unencodable<R>(report: Report<R>, first: usize, message: &str) {
-    report.send(Message::Failed {
-        error: Error::Transport {
-            index: Some(first),
-            message: format!("cannot encode a task for a worker process: {message}"),
-        },
-    });
+    let error = Error::Transport {
+        index: Some(first),
+        message: format!("cannot encode a task for a worker process: {message}"),
+    };
+    let seq = report.seq;
+    report.send(Message::Failed { seq, error });
 }
 
 fn disconnected() -> Error {
@@ -748,7 +824,7 @@ fn disconnected() -> Error {
 impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
     fn drop(&mut self) {
         if !self.in_flight.is_empty() {
-            self.abort.store(true, Ordering::Relaxed);
+            abandon_all(&self.abort, &self.in_flight);
             if !self.aborted_backend {
                 self.aborted_backend = true;
                 self.plan.backend.abort(self.plan.request());

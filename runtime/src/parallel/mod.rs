@@ -4,6 +4,7 @@ mod apply;
 mod batch;
 mod collect;
 mod dispatch;
+mod keep;
 mod plan;
 mod progress;
 mod split;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use batch::{BatchSize, PreDispatch};
+pub use keep::KeepGoing;
 pub use progress::Progress;
 #[doc(hidden)]
 pub use task::{Applied, Callable, Thunk};
@@ -593,7 +595,10 @@ impl Parallel {
         // drop waits for every job that may still write.
         let (lo, hi) = input.size_hint();
         let mut out: Vec<A::Out> = Vec::new();
-        let in_place = Some(lo) == hi && out.try_reserve_exact(lo).is_ok();
+        // A call that keeps going past a timeout gives up a batch that may still write:
+        // its results come back in messages instead.
+        let may_give_up = plan.keep_going && plan.timeout.is_some();
+        let in_place = !may_give_up && Some(lo) == hi && out.try_reserve_exact(lo).is_ok();
         let mut d = Dispatcher::scoped(input, apply, plan)?;
         if in_place {
             // SAFETY: `d` was made by `scoped`, so it waits for its jobs when dropped; `out`
@@ -613,7 +618,20 @@ impl Parallel {
         A: Remote<It::Item> + Send + Sync + 'static,
         A::Out: 'static,
     {
-        let mut plan = Plan::settle(self)?;
+        Self::collect_owned_planned(input, apply, Plan::settle(self)?)
+    }
+
+    fn collect_owned_planned<It, A>(
+        input: It,
+        apply: A,
+        mut plan: Plan,
+    ) -> Result<Vec<A::Out>, Error>
+    where
+        It: Iterator,
+        It::Item: Send + 'static,
+        A: Remote<It::Item> + Send + Sync + 'static,
+        A::Out: 'static,
+    {
         if plan.runs_inline() {
             return stream::collect_inline(input, &apply, &mut plan);
         }

@@ -35,6 +35,9 @@ pub(crate) struct Plan {
     /// `PARJOB_STRICT`: tasks that cannot run where the backend would run them fail the
     /// call instead of running on threads.
     pub(crate) strict: bool,
+    /// A task's failure does not stop the call: each task gets its own outcome
+    /// ([`Parallel::keep_going`]).
+    pub(crate) keep_going: bool,
 }
 
 impl Plan {
@@ -106,6 +109,7 @@ impl Plan {
             },
             inner_threads: inner,
             strict: strict(),
+            keep_going: false,
         })
     }
 }

@@ -24,6 +24,7 @@ pub(super) enum Message<R> {
         elapsed: Duration,
     },
     Failed {
+        seq: u64,
         error: Error,
     },
     /// The backend dropped the batch without running it.
@@ -105,8 +106,10 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
             c.stop();
         }
         let first = self.first;
+        let seq = self.report.seq;
         let msg = match outcome {
             Err(error) => Message::Failed {
+                seq,
                 error: with_index(error, running.unwrap_or(first)),
             },
             Ok(bytes) => match self.decode.decode(&bytes) {
@@ -118,23 +121,12 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
                 Ok(Err(failure)) => {
                     let index = first + failure.index;
                     Message::Failed {
-                        error: match failure.kind {
-                            crate::remote::FailureKind::Panicked => Error::TaskPanicked {
-                                index,
-                                message: failure.message,
-                            },
-                            crate::remote::FailureKind::Failed => Error::TaskFailed {
-                                index,
-                                source: failure.source.unwrap_or_else(|| failure.message.into()),
-                            },
-                            _ => Error::Transport {
-                                index: Some(index),
-                                message: failure.message,
-                            },
-                        },
+                        seq,
+                        error: failure.into_error(index),
                     }
                 }
                 Err(message) => Message::Failed {
+                    seq,
                     error: Error::Transport {
                         index: Some(first),
                         message,
@@ -250,9 +242,11 @@ impl<I, A: Apply<I>, H: Deref<Target = A>> BatchWork<I, A, H> {
             // Aborted: nobody waits for a result.
             Ok(Ok(false)) => None,
             Ok(Err(source)) => Some(Message::Failed {
+                seq: report.seq,
                 error: Error::TaskFailed { index, source },
             }),
             Err(message) => Some(Message::Failed {
+                seq: report.seq,
                 error: Error::TaskPanicked { index, message },
             }),
         };

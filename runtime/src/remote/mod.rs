@@ -27,7 +27,7 @@ use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use entry::{EntryFn, Failure, FailureKind, failed};
+pub(crate) use entry::{EntryFn, Failure, FailureKind, failed, split_kept};
 
 /// The outcome decoder, for the fuzz targets.
 #[cfg(test)]
@@ -41,6 +41,18 @@ pub(crate) fn decode_outcome_for_fuzzing<R: serde::de::DeserializeOwned + 'stati
 #[cfg(test)]
 pub(crate) fn encode_done_for_fuzzing<R: Serialize + 'static>(results: Vec<R>) -> Vec<u8> {
     entry::encode_done(results)
+}
+
+/// The outcome of a batch that went on past a panic of its task 1, for the fuzz seeds.
+#[cfg(test)]
+pub(crate) fn encode_kept_for_fuzzing(results: Vec<u64>) -> Vec<u8> {
+    let failure = Failure {
+        index: 1,
+        kind: FailureKind::Panicked,
+        message: "boom".into(),
+        source: None,
+    };
+    entry::encode_kept(&[failure], entry::encode_done(results))
 }
 pub use attach::Attachment;
 pub(crate) use held::{Held, Tell};

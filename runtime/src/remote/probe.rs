@@ -58,14 +58,34 @@ pub struct RemoteMap<I, R> {
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteForm {
     entry: EntryId,
+    /// The same entry, going on past a task that panics (for calls that keep going).
+    keep_entry: EntryId,
     callee: Callee,
 }
 
 impl RemoteForm {
-    /// A batch whose payload is already encoded, naming `attachments`.
-    pub(crate) fn batch(&self, payload: Vec<u8>, attachments: Vec<Attachment>) -> RemoteBatch {
+    fn new(entries: [EntryFn; 2], callee: Callee) -> Self {
+        RemoteForm {
+            entry: EntryId::of_addr(entries[0] as usize),
+            keep_entry: EntryId::of_addr(entries[1] as usize),
+            callee,
+        }
+    }
+
+    /// A batch whose payload is already encoded, naming `attachments`; with `keep_going`,
+    /// the worker runs every task of it, whichever panic.
+    pub(crate) fn batch(
+        &self,
+        payload: Vec<u8>,
+        attachments: Vec<Attachment>,
+        keep_going: bool,
+    ) -> RemoteBatch {
         RemoteBatch {
-            entry: self.entry,
+            entry: if keep_going {
+                self.keep_entry
+            } else {
+                self.entry
+            },
             callee: self.callee,
             payload,
             binary: EntryId::fingerprint(),
@@ -164,10 +184,13 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
     /// Tasks that call `f` on their input, in whichever process runs them.
     pub fn pointer(f: fn(I) -> R) -> Self {
         RemoteMap {
-            form: RemoteForm {
-                entry: EntryId::of_addr(entry::pointer_entry::<I, R> as EntryFn as usize),
-                callee: Callee::Pointer(EntryId::of_addr(f as usize)),
-            },
+            form: RemoteForm::new(
+                [
+                    entry::pointer_entry::<I, R, false>,
+                    entry::pointer_entry::<I, R, true>,
+                ],
+                Callee::Pointer(EntryId::of_addr(f as usize)),
+            ),
             captures: None,
             encode: encode_vec::<I>,
             encode_one: encode_one::<I>,
@@ -180,10 +203,13 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
     /// Tasks that call a zero-sized closure of type `F`; `None` if `F` captures data.
     pub fn zero_sized<F: Fn(I) -> R + Copy>() -> Option<Self> {
         (size_of::<F>() == 0).then(|| RemoteMap {
-            form: RemoteForm {
-                entry: EntryId::of_addr(entry::zero_sized_entry::<I, R, F> as EntryFn as usize),
-                callee: Callee::ZeroSized,
-            },
+            form: RemoteForm::new(
+                [
+                    entry::zero_sized_entry::<I, R, F, false>,
+                    entry::zero_sized_entry::<I, R, F, true>,
+                ],
+                Callee::ZeroSized,
+            ),
             captures: None,
             encode: encode_vec::<I>,
             encode_one: encode_one::<I>,
@@ -206,8 +232,11 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
         if size_of::<F>() != 0 {
             return Ok(None);
         }
-        let entry = entry::captured_entry::<C, K, I, R, F> as EntryFn;
-        Self::captured::<C, K>(captures, entry, Callee::ZeroSized)
+        let entries: [EntryFn; 2] = [
+            entry::captured_entry::<C, K, I, R, F, false>,
+            entry::captured_entry::<C, K, I, R, F, true>,
+        ];
+        Self::captured::<C, K>(captures, entries, Callee::ZeroSized)
     }
 
     /// As [`with_captures`](RemoteMap::with_captures), for a body that is a `fn` pointer.
@@ -218,14 +247,17 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
     where
         K: CaptureKinds<C>,
     {
-        let entry = entry::captured_pointer_entry::<C, K, I, R> as EntryFn;
+        let entries: [EntryFn; 2] = [
+            entry::captured_pointer_entry::<C, K, I, R, false>,
+            entry::captured_pointer_entry::<C, K, I, R, true>,
+        ];
         let callee = Callee::Pointer(EntryId::of_addr(f as usize));
-        Self::captured::<C, K>(captures, entry, callee)
+        Self::captured::<C, K>(captures, entries, callee)
     }
 
     fn captured<C, K: CaptureKinds<C>>(
         captures: &C,
-        entry: EntryFn,
+        entries: [EntryFn; 2],
         callee: Callee,
     ) -> Result<Option<Self>, String> {
         if !K::travel() {
@@ -237,10 +269,7 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
         let attachment = Attachment::from_pieces(id, &pieces?.slices());
         let alive = Arc::new(attach::hold(id));
         Ok(Some(RemoteMap {
-            form: RemoteForm {
-                entry: EntryId::of_addr(entry as usize),
-                callee,
-            },
+            form: RemoteForm::new(entries, callee),
             captures: Some(CallCaptures {
                 attachment,
                 shared,
@@ -275,7 +304,13 @@ impl<I, R> RemoteMap<I, R> {
     }
 
     /// Encodes a batch for a worker.
+    #[cfg(test)]
     pub(crate) fn batch(&self, items: Vec<I>) -> Result<RemoteBatch, String> {
+        self.batch_for(items, false)
+    }
+
+    /// The batch of `items`; with `keep_going`, run to the end past tasks that panic.
+    pub(crate) fn batch_for(&self, items: Vec<I>, keep_going: bool) -> Result<RemoteBatch, String> {
         let mut payload = Vec::new();
         if let Some(captures) = &self.captures {
             payload.extend_from_slice(&captures.attachment.id().to_le_bytes());
@@ -287,7 +322,7 @@ impl<I, R> RemoteMap<I, R> {
             attachments.extend(captures.shared.iter().cloned());
             attachments.push(captures.attachment.clone());
         }
-        Ok(self.form.batch(payload, attachments))
+        Ok(self.form.batch(payload, attachments, keep_going))
     }
 
     /// Decodes what a worker sent back.
@@ -512,6 +547,7 @@ impl<I, R, F, K: Shape<R>> ResultsLocal<K::Out> for RemoteProbe<I, R, F, K> {}
 #[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
+    use crate::remote::FailureKind;
 
     fn double(x: u32) -> u32 {
         x * 2
@@ -530,6 +566,52 @@ mod tests {
     fn pointer_batches_run_after_a_wire_round_trip() {
         let map = RemoteMap::pointer(double as fn(u32) -> u32);
         assert_eq!(round_trip(map, vec![1, 2, 3]), Ok(vec![2, 4, 6]));
+    }
+
+    fn odd_panics(x: u32) -> u32 {
+        assert!(x.is_multiple_of(2), "{x} is odd");
+        x
+    }
+
+    #[test]
+    fn a_batch_that_keeps_going_runs_past_its_panics() {
+        let map = RemoteMap::pointer(odd_panics as fn(u32) -> u32);
+        // Stopping at the first panic: the batch fails there.
+        let failure = round_trip(map.clone(), vec![0, 1, 2, 3]).unwrap_err();
+        assert_eq!((failure.index, failure.kind), (1, FailureKind::Panicked));
+        // Going on: the panics come first, then the results of the others.
+        let batch = map.batch_for(vec![0, 1, 2, 3, 4], true).unwrap();
+        // SAFETY: made in this process.
+        let bytes = unsafe { batch.execute() };
+        let (failures, rest) = entry::split_kept(&bytes).unwrap();
+        let at: Vec<_> = failures
+            .iter()
+            .map(|f| (f.index, f.message.as_str()))
+            .collect();
+        assert_eq!(at, [(1, "1 is odd"), (3, "3 is odd")]);
+        assert_eq!(map.outcome(rest), Ok(Ok(vec![0, 2, 4])));
+        // Without a panic, the reply is the one of a batch that stops at the first.
+        let batch = map.batch_for(vec![2, 4], true).unwrap();
+        // SAFETY: as above.
+        let bytes = unsafe { batch.execute() };
+        assert_eq!(entry::split_kept(&bytes).unwrap().0, []);
+        assert_eq!(map.outcome(&bytes), Ok(Ok(vec![2, 4])));
+        // Failures out of order or cut short are refused, not trusted.
+        let swapped = entry::encode_kept(
+            &[failure_at(3), failure_at(1)],
+            entry::encode_done(vec![0u32]),
+        );
+        assert!(entry::split_kept(&swapped).is_err());
+        assert!(entry::split_kept(&[2, 9]).is_err());
+    }
+
+    fn failure_at(index: usize) -> Failure {
+        Failure {
+            index,
+            kind: FailureKind::Panicked,
+            message: String::new(),
+            source: None,
+        }
     }
 
     #[test]
