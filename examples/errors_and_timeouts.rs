@@ -1,7 +1,7 @@
 //! What a failing call gives back: the first task that failed stops the call (tasks not yet
 //! started are skipped), and the `Error` says which task and why. Tasks of `try_map` return
 //! `Result`s whose error comes back with its type; a per-task `timeout` bounds each task's
-//! own duration.
+//! own duration. `keep_going()` runs every task whatever fails, with one `Result` per task.
 //!
 //! Run with `cargo run -p parjob-examples --example errors_and_timeouts`.
 
@@ -28,6 +28,16 @@ fn sleep_ms(ms: u64) -> u64 {
 
 fn checked_double(x: u64) -> Result<u64, TooBig> {
     if x > 40 { Err(TooBig(x)) } else { Ok(2 * x) }
+}
+
+/// The score of a model with regularisation `alpha`: a negative one is refused, and 0
+/// makes the model diverge (a panic, as a bug in a fit would).
+fn fit_score(alpha: f64) -> Result<f64, String> {
+    if alpha < 0.0 {
+        return Err(format!("alpha {alpha} is negative"));
+    }
+    assert!(alpha != 0.0, "the fit diverged");
+    Ok(1.0 / (1.0 + alpha))
 }
 
 fn main() {
@@ -72,4 +82,29 @@ fn main() {
     assert!(matches!(err, Error::Timeout { index: 2, .. }), "{err:?}");
     println!("{err} (after {:?})", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Keeping going: one bad setting of a grid search should not cost the others. Every
+    // task runs, in worker processes here, and the call returns one `Result` per task.
+    let grid = [0.5, -1.0, 2.0, 0.0, 4.0];
+    let scores = Parallel::new()
+        .backend("loky")
+        .n_jobs(2)
+        .keep_going()
+        .try_run(grid.map(|alpha| delayed!(fit_score(alpha))))
+        .expect("the call itself runs");
+    for (alpha, score) in grid.iter().zip(&scores) {
+        match score {
+            Ok(score) => println!("alpha {alpha}: score {score:.3}"),
+            Err(e) => {
+                let cause = std::error::Error::source(e).map(|c| format!(" ({c})"));
+                println!("alpha {alpha}: {e}{}", cause.unwrap_or_default());
+            }
+        }
+    }
+    assert_eq!(scores.iter().filter(|s| s.is_ok()).count(), 3);
+    assert!(matches!(scores[1], Err(Error::TaskFailed { index: 1, .. })));
+    assert!(matches!(
+        scores[3],
+        Err(Error::TaskPanicked { index: 3, .. })
+    ));
 }
