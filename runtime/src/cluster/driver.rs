@@ -75,7 +75,6 @@ struct Running {
 /// (one file for every such rank), else as a message of its own, sent from where the bytes
 /// lie.
 fn send_attachment(target: &Process<'_>, rank: i32, a: &Attachment) {
-    #[cfg(target_os = "linux")]
     if a.bytes().len() >= crate::remote::memfile::MIN_FILE
         && usize::try_from(rank).is_ok_and(super::maps_files)
         && let Some(file) = crate::remote::attach::shared_file(a)
@@ -85,8 +84,6 @@ fn send_attachment(target: &Process<'_>, rank: i32, a: &Attachment) {
         target.send_with_tag(&message[..], tag::ATTACH_FILE);
         return;
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = rank;
     target.send_with_tag(&wire::attach_id_message(a)[..], tag::ATTACH_ID);
     target.send_with_tag(a.bytes(), tag::ATTACH);
 }
@@ -212,7 +209,6 @@ impl Driver {
                     Tell::Forget(ids) => {
                         target.send_with_tag(&wire::forget_message(ids)[..], tag::FORGET);
                         // Files of attachments nobody holds any more close now.
-                        #[cfg(target_os = "linux")]
                         crate::remote::attach::prune_files();
                     }
                     Tell::Keep(a) => send_attachment(&target, rank, a),

@@ -116,7 +116,6 @@ static MAPPABLE: OnceLock<Vec<bool>> = OnceLock::new();
 
 /// Whether `rank` can map rank 0's memory files, so that large attachments reach it as one
 /// (written once for all such ranks) instead of as a message of their own.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(super) fn maps_files(rank: usize) -> bool {
     MAPPABLE
         .get()
@@ -125,7 +124,8 @@ pub(super) fn maps_files(rank: usize) -> bool {
 }
 
 /// Finds, with every rank taking part, which ranks can open a memory file of rank 0's
-/// through `/proc` (those on its host and in its pid namespace): rank 0 makes a small one
+/// (those on its host, in its pid namespace on Linux, with its temporary directory
+/// elsewhere): rank 0 makes a small one
 /// and tells everyone where it is, each rank looks, and rank 0 gathers the answers. Empty
 /// on the other ranks.
 fn mappable_ranks(comm: &::mpi::topology::SimpleCommunicator) -> Vec<bool> {
@@ -134,11 +134,9 @@ fn mappable_ranks(comm: &::mpi::topology::SimpleCommunicator) -> Vec<bool> {
     let is_root = comm.rank() == 0;
     // Where the file is: pid, descriptor, device and inode (all zero when there is none).
     let mut place = [0u64; 4];
-    #[cfg(target_os = "linux")]
     let probe = is_root
         .then(|| crate::remote::memfile::MemFile::write([&b"parjob"[..]]).ok())
         .flatten();
-    #[cfg(target_os = "linux")]
     if let Some(file) = &probe
         && let Ok((dev, ino)) = file.identity()
     {
@@ -150,15 +148,12 @@ fn mappable_ranks(comm: &::mpi::topology::SimpleCommunicator) -> Vec<bool> {
         ];
     }
     root.broadcast_into(&mut place[..]);
-    #[cfg(target_os = "linux")]
     let reaches = place[0] != 0
         && crate::remote::memfile::reaches(
             u32::try_from(place[0]).unwrap_or(0),
             i32::try_from(place[1]).unwrap_or(-1),
             (place[2], place[3]),
         );
-    #[cfg(not(target_os = "linux"))]
-    let reaches = false;
     let answer = u8::from(reaches);
     if is_root {
         let mut answers = vec![0u8; usize::try_from(comm.size()).unwrap_or(1)];

@@ -81,7 +81,6 @@ pub(super) fn attach_id_message(attachment: &Attachment) -> [u8; 8] {
 
 /// An `ATTACH_FILE` message: the attachment's id, and where its memory file is: rank 0's
 /// pid, the file's descriptor there and its length.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(super) fn attach_file_message(id: u64, pid: u32, fd: i32, len: usize) -> [u8; 32] {
     let mut out = [0u8; 32];
     out[..8].copy_from_slice(&id.to_le_bytes());

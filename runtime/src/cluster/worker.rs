@@ -81,14 +81,11 @@ fn attach_file(message: &[u8], rank: usize) {
     let Some((id, pid, fd, len)) = wire::attached_file(message) else {
         return tracing::error!("parjob: rank {rank} received a malformed attachment");
     };
-    #[cfg(target_os = "linux")]
     match crate::remote::memfile::Mapping::open(pid, fd, len) {
         Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
         // The batch that needs it fails, saying it was not sent.
         Err(e) => tracing::error!("parjob: rank {rank} cannot map attachment {id}: {e}"),
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (id, pid, fd, len);
 }
 
 fn report_start(task: usize) {

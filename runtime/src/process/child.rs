@@ -84,7 +84,6 @@ pub(crate) struct WorkerProcess {
     to_worker: File,
     from_worker: PipeIn,
     /// The worker's memory file for large inputs, if the system gave one.
-    #[cfg(target_os = "linux")]
     pub(crate) shm: Option<super::shm::Region>,
     /// The attachments the worker holds.
     pub(crate) held: crate::remote::Held,
@@ -138,12 +137,8 @@ impl WorkerProcess {
         let (child_in_fd, child_out_fd) = (child_in.as_raw_fd(), child_out.as_raw_fd());
         let parent_pid = std::process::id();
         // Without one, large inputs go through the pipe like small ones.
-        #[cfg(target_os = "linux")]
         let shm = super::shm::Region::create().ok();
-        #[cfg(target_os = "linux")]
         let shm_fd = shm.as_ref().map_or(-1, super::shm::Region::raw_fd);
-        #[cfg(not(target_os = "linux"))]
-        let shm_fd: RawFd = -1;
 
         let mut cmd = Command::new(&launch.program);
         cmd.arg0(&launch.arg0)
@@ -170,7 +165,6 @@ impl WorkerProcess {
             child,
             to_worker: File::from(parent_out),
             from_worker: PipeIn::new(parent_in),
-            #[cfg(target_os = "linux")]
             shm,
             held: Default::default(),
         };

@@ -36,7 +36,6 @@ mod child;
 pub(crate) mod fork;
 #[cfg(unix)]
 mod pool;
-#[cfg(target_os = "linux")]
 mod shm;
 #[cfg(unix)]
 mod sip;

@@ -623,7 +623,6 @@ fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
     match step {
         Tell::Forget(ids) => worker.send(&ToWorker::Forget { ids: ids.to_vec() }, &[]),
         Tell::Keep(a) => {
-            #[cfg(target_os = "linux")]
             if a.bytes().len() >= crate::remote::memfile::MIN_FILE
                 && let Some(file) = crate::remote::attach::shared_file(a)
             {
@@ -641,7 +640,6 @@ fn tell(worker: &mut WorkerProcess, step: Tell<'_>) -> Result<(), WireError> {
 
 /// Tells `worker` to forget the attachments the caller dropped, if it holds any.
 fn forget_dropped(worker: &mut WorkerProcess) -> Result<(), WireError> {
-    #[cfg(target_os = "linux")]
     crate::remote::attach::prune_files();
     if !worker.held.holds_dropped() {
         return Ok(());
@@ -655,7 +653,6 @@ fn forget_dropped(worker: &mut WorkerProcess) -> Result<(), WireError> {
 /// Puts a large batch's inputs in the worker's shared region: `true` if they are there,
 /// `false` if the batch is small or the worker has no region (or it failed), so that the
 /// inputs go through the pipe.
-#[cfg(target_os = "linux")]
 fn shared_region(worker: &mut WorkerProcess, batch: &RemoteBatch) -> bool {
     if batch.payload.len() < super::shm::MIN_SHARED {
         return false;
@@ -670,11 +667,6 @@ fn shared_region(worker: &mut WorkerProcess, batch: &RemoteBatch) -> bool {
             false
         }
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn shared_region(_worker: &mut WorkerProcess, _batch: &RemoteBatch) -> bool {
-    false
 }
 
 /// Writes to a worker that died fail with `EPIPE` instead of raising `SIGPIPE`, even in

@@ -1,6 +1,7 @@
-//! Shared memory between a pool and one of its workers, for large batch inputs (Linux).
+//! Shared memory between a pool and one of its workers, for large batch inputs.
 //!
-//! Each worker gets a memory file (`memfd_create`) at start, inherited like its pipes. A
+//! Each worker gets a memory file at start (`memfd_create`, or a file removed from its
+//! directory as soon as it is open where there is none), inherited like its pipes. A
 //! batch whose inputs are large is copied into it by the pool's I/O thread, and the `Run`
 //! message only says how long it is: the worker decodes the inputs from its own mapping of
 //! the file. That is one copy instead of the two a pipe makes (into the kernel and out of
@@ -36,14 +37,8 @@ unsafe impl Send for Region {}
 impl Region {
     /// A new, empty memory file, for the pool's side.
     pub(crate) fn create() -> io::Result<Region> {
-        // SAFETY: a static, NUL-terminated name, and flags; returns a new descriptor or -1.
-        let fd = unsafe { libc::memfd_create(c"parjob-batch".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Region {
-            // SAFETY: `memfd_create` returned a new descriptor that nothing else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: crate::remote::memfile::anonymous_file(c"parjob-batch")?,
             map: None,
             writable: true,
         })

@@ -121,7 +121,6 @@ pub(crate) fn serve(
 }
 
 /// Maps attachment `id` from the parent's memory file `fd`, and keeps it.
-#[cfg(target_os = "linux")]
 fn keep_file(parent_pid: u32, id: u64, fd: i32, len: u64) {
     let mapped = usize::try_from(len)
         .map_err(|e| std::io::Error::other(e.to_string()))
@@ -130,15 +129,15 @@ fn keep_file(parent_pid: u32, id: u64, fd: i32, len: u64) {
         Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
         // The batches that need it fail with an error that says it was not received.
         Err(e) => eprintln!(
-            "parjob: worker {} cannot map a shared value from its parent ({e}); is /proc mounted?",
-            std::process::id()
+            "parjob: worker {} cannot map a shared value from its parent ({e}){}",
+            std::process::id(),
+            if cfg!(target_os = "linux") {
+                "; is /proc mounted?"
+            } else {
+                "; do both processes see the same temporary directory?"
+            }
         ),
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn keep_file(_parent_pid: u32, _id: u64, _fd: i32, _len: u64) {
-    eprintln!("parjob: a shared value in a memory file reached a worker on a system without them");
 }
 
 /// Takes the two inherited pipe ends as this process's channel to its parent, dying with the
@@ -228,7 +227,6 @@ fn run_batch(
 
 /// The memory file the pool gave this worker, if `fd` is one: an open regular file (what a
 /// memory file looks like to `fstat`).
-#[cfg(target_os = "linux")]
 fn shared_region(fd: Option<RawFd>) -> Option<super::shm::Region> {
     let fd = fd?;
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct; `fstat` fills it
@@ -244,22 +242,6 @@ fn shared_region(fd: Option<RawFd>) -> Option<super::shm::Region> {
     // SAFETY: the descriptor is open (checked), this process inherited it from its pool,
     // and only this function takes it, once, before any batch.
     Some(unsafe { super::shm::Region::inherited(fd) })
-}
-
-/// Without memory files every batch comes through the pipe.
-#[cfg(not(target_os = "linux"))]
-fn shared_region(_fd: Option<RawFd>) -> Option<NoRegion> {
-    None
-}
-
-#[cfg(not(target_os = "linux"))]
-struct NoRegion;
-
-#[cfg(not(target_os = "linux"))]
-impl NoRegion {
-    fn read(&mut self, _len: usize) -> Result<&[u8], String> {
-        Err("no shared memory here".into())
-    }
 }
 
 /// Checks the parent's `Hello` and answers `Ready`; the parent's pid and the pool's secret,

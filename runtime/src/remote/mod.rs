@@ -18,7 +18,6 @@ pub(crate) mod capture;
 mod entry;
 pub(crate) mod format;
 mod held;
-#[cfg(target_os = "linux")]
 pub(crate) mod memfile;
 pub(crate) mod probe;
 mod shared;
