@@ -156,8 +156,8 @@ impl Error {
     /// A task that ran in another process (`loky`, `multiprocessing`, `mpi`, through
     /// `delayed!` or `Delayed::remote`) returns its `Result` as a value, so its error comes
     /// back as itself: the error type implements serde's traits there, as every value that
-    /// crosses does. (A `try_map` closure run in a forked `multiprocessing` child, whose
-    /// error type need not have serde's traits, sends its message only.)
+    /// crosses does. A `try_map` closure runs on threads whatever the backend (a closure
+    /// cannot travel), so its error never leaves the caller's process.
     ///
     /// ```
     /// use parjob::{Error, Parallel};
