@@ -213,7 +213,7 @@ pub struct RemoteReply {
 /// Where a remote batch's events go: implemented by the dispatcher.
 pub(crate) trait RemoteSink: Send {
     fn started(&self, task: usize, at: Instant);
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>);
+    fn finish(self: Box<Self>, outcome: Result<&[u8], Error>);
     fn abandoned(&self) -> bool;
     /// The flag behind [`abandoned`](RemoteSink::abandoned), for a backend that checks it
     /// after giving the reply away.
@@ -244,6 +244,14 @@ impl RemoteReply {
 
     /// The worker's reply (the bytes `execute` returned), or why there is none.
     pub fn finish(self, outcome: Result<Vec<u8>, Error>) {
+        match outcome {
+            Ok(bytes) => self.sink.finish(Ok(&bytes)),
+            Err(e) => self.sink.finish(Err(e)),
+        }
+    }
+
+    /// [`finish`](RemoteReply::finish) with the reply read where it lies.
+    pub(crate) fn finish_lent(self, outcome: Result<&[u8], Error>) {
         self.sink.finish(outcome);
     }
 

@@ -93,18 +93,21 @@ fn route(event: PoolEvent) {
                 reply.task_started_at(task as usize, at);
             }
         }
-        PoolEvent::Done { batch_id, outcome } => {
-            let entry = live.lock().recover().remove(&batch_id);
-            if let Some((reply, _)) = entry {
-                reply.finish(Ok(outcome));
-            }
-        }
+        PoolEvent::Done { batch_id, outcome } => done(batch_id, &outcome),
         PoolEvent::Failed { batch_id, error } => {
             let entry = live.lock().recover().remove(&batch_id);
             if let Some((reply, _)) = entry {
                 reply.finish(Err(error));
             }
         }
+    }
+}
+
+/// A batch's outcome, decoded where it lies (see [`Events::Direct`]).
+fn done(batch_id: u64, outcome: &[u8]) {
+    let entry = live().lock().recover().remove(&batch_id);
+    if let Some((reply, _)) = entry {
+        reply.finish_lent(Ok(outcome));
     }
 }
 
@@ -132,7 +135,8 @@ impl Loky {
             .lock()
             .recover()
             .insert(id, (reply, Arc::clone(&pool)));
-        pool.submit_as(id, batch, starts, Events::Direct(route));
+        let events = Events::Direct { event: route, done };
+        pool.submit_as(id, batch, starts, events);
     }
 }
 

@@ -96,7 +96,7 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
         }
     }
 
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, Error>) {
+    fn finish(self: Box<Self>, outcome: Result<&[u8], Error>) {
         let running = self
             .clock
             .as_ref()
@@ -112,7 +112,7 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
                 seq,
                 error: with_index(error, running.unwrap_or(first)),
             },
-            Ok(bytes) => match self.decode.decode(&bytes) {
+            Ok(bytes) => match self.decode.decode(bytes) {
                 Ok(Ok(results)) => Message::Done {
                     seq: self.report.seq,
                     results,

@@ -71,11 +71,15 @@ struct Job {
     report_starts: bool,
 }
 
-/// Where a pool sends a batch's events: a channel, or a function called on the worker's
-/// I/O thread (no thread hop: what the loky backend uses).
+/// Where a pool sends a batch's events: a channel, or functions called on the worker's
+/// I/O thread (no thread hop: what the loky backend uses), the outcome lent to `done`
+/// where it lies (in the worker's shared region, or the buffer the pipe filled).
 pub(crate) enum Events {
     Channel(Sender<PoolEvent>),
-    Direct(fn(PoolEvent)),
+    Direct {
+        event: fn(PoolEvent),
+        done: fn(u64, &[u8]),
+    },
 }
 
 impl From<Sender<PoolEvent>> for Events {
@@ -97,7 +101,19 @@ impl Reply {
             Events::Channel(tx) => {
                 let _ = tx.send(event);
             }
-            Events::Direct(f) => f(event),
+            Events::Direct { event: f, .. } => f(event),
+        }
+    }
+
+    /// The batch's outcome, the bytes `RemoteBatch::execute` returned.
+    fn done(&self, outcome: &[u8]) {
+        let batch_id = self.batch_id;
+        match &self.events {
+            Events::Channel(tx) => {
+                let outcome = outcome.to_vec();
+                let _ = tx.send(PoolEvent::Done { batch_id, outcome });
+            }
+            Events::Direct { done, .. } => done(batch_id, outcome),
         }
     }
 
@@ -603,8 +619,23 @@ fn run(
                 reply.send(PoolEvent::Started { batch_id, task, at });
             }
             Ok(Some((FromWorker::Done { batch_id: b }, outcome))) if b == batch_id => {
-                reply.send(PoolEvent::Done { batch_id, outcome });
+                reply.done(&outcome);
                 return Ok(());
+            }
+            Ok(Some((FromWorker::DoneShared { batch_id: b, len }, _))) if b == batch_id => {
+                let read = match (worker.shm.as_mut(), usize::try_from(len)) {
+                    (Some(region), Ok(len)) => region.read(len),
+                    _ => Err(std::io::Error::other("no shared region of that size")),
+                };
+                return match read {
+                    Ok(outcome) => {
+                        reply.done(outcome);
+                        Ok(())
+                    }
+                    Err(e) => Err(RunEnd::Broken(WireError::Malformed(format!(
+                        "an outcome in the shared region: {e}"
+                    )))),
+                };
             }
             Ok(Some((other, _))) => {
                 return Err(RunEnd::Broken(WireError::Malformed(format!(

@@ -1,4 +1,4 @@
-//! Shared memory between a pool and one of its workers, for large batch inputs.
+//! Shared memory between a pool and one of its workers, for large batch inputs and outcomes.
 //!
 //! Each worker gets a memory file at start (`memfd_create`, or a file removed from its
 //! directory as soon as it is open where there is none), inherited like its pipes. A
@@ -7,9 +7,13 @@
 //! the file. That is one copy instead of the two a pipe makes (into the kernel and out of
 //! it), with no wake-up per pipe buffer.
 //!
-//! One batch at a time uses the region: the pool writes it before sending the message and
-//! not again before the worker's reply, and the worker reads it only in between. The file
-//! lives as long as the worker; nothing is ever named in a file system.
+//! A large outcome comes back the same way: the worker, done with the inputs, writes it to
+//! the region and its `DoneShared` reply says how long it is; the pool's I/O thread decodes
+//! it in place.
+//!
+//! One batch at a time uses the region, and one side at a time: the pool from the batch's
+//! end to the next `Run`, the worker from that `Run` to its reply. The file lives as long
+//! as the worker.
 //!
 //! Large attachments (`Shared` values, a call's captured data) go the other way round: one
 //! memory file per attachment, which every worker maps (`remote::memfile`).
@@ -27,7 +31,6 @@ pub(crate) const MIN_SHARED: usize = 256 << 10;
 pub(crate) struct Region {
     fd: OwnedFd,
     map: Option<(NonNull<u8>, usize)>,
-    writable: bool,
 }
 
 // SAFETY: a `Region` owns its mapping; the pointer is used only through `&mut self` (writes)
@@ -40,11 +43,10 @@ impl Region {
         Ok(Region {
             fd: crate::remote::memfile::anonymous_file(c"parjob-batch")?,
             map: None,
-            writable: true,
         })
     }
 
-    /// The worker's side: the memory file it inherited as `fd`, read only.
+    /// The worker's side: the memory file it inherited as `fd`.
     ///
     /// # Safety
     ///
@@ -54,7 +56,6 @@ impl Region {
             // SAFETY: the caller hands over ownership of an open descriptor.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             map: None,
-            writable: false,
         }
     }
 
@@ -62,38 +63,46 @@ impl Region {
         self.fd.as_raw_fd()
     }
 
-    /// Copies `bytes` to the start of the region, growing the file first if needed.
+    /// Copies `bytes` to the start of the region, growing the file first if needed (never
+    /// shrinking it: the other side may have grown it).
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        debug_assert!(self.writable);
         if self.map.is_none_or(|(_, len)| len < bytes.len()) {
-            // Grow in steps of a power of two, so that a series of growing batches remaps
-            // a few times only.
-            let size = bytes.len().next_power_of_two().max(MIN_SHARED);
-            // SAFETY: `ftruncate` on a descriptor we own.
-            if unsafe { libc::ftruncate(self.fd.as_raw_fd(), size as libc::off_t) } != 0 {
-                return Err(io::Error::last_os_error());
+            let mut size = self.file_size()?;
+            if size < bytes.len() {
+                // Grow in steps of a power of two, so that a series of growing batches
+                // remaps a few times only.
+                size = bytes.len().next_power_of_two().max(MIN_SHARED);
+                // SAFETY: `ftruncate` on a descriptor we own.
+                if unsafe { libc::ftruncate(self.fd.as_raw_fd(), size as libc::off_t) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             self.remap(size)?;
         }
         let (ptr, _) = self.map.ok_or_else(|| io::Error::other("no mapping"))?;
-        // SAFETY: the mapping is writable and at least `bytes.len()` long; the worker does
-        // not read it until the message that follows this write.
+        // SAFETY: the mapping is writable and at least `bytes.len()` long; the other side
+        // does not read it until the message that follows this write.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
         Ok(())
+    }
+
+    /// The size of the memory file.
+    fn file_size(&self) -> io::Result<usize> {
+        // SAFETY: an all-zero `stat` is a valid value of this plain C struct, and `fstat`
+        // fills it for a descriptor we own.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(self.fd.as_raw_fd(), &mut st) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(st.st_size as usize)
+        }
     }
 
     /// The first `len` bytes, mapping (again) if the file grew past the current mapping.
     pub(crate) fn read(&mut self, len: usize) -> io::Result<&[u8]> {
         if self.map.is_none_or(|(_, mapped)| mapped < len) {
-            // SAFETY: an all-zero `stat` is a valid value of this plain C struct, and
-            // `fstat` fills it for a descriptor we own.
-            let size = unsafe {
-                let mut st: libc::stat = std::mem::zeroed();
-                if libc::fstat(self.fd.as_raw_fd(), &mut st) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                st.st_size as usize
-            };
+            let size = self.file_size()?;
             if size < len {
                 return Err(io::Error::other(format!(
                     "a batch of {len} bytes in a shared region of {size}"
@@ -109,18 +118,13 @@ impl Region {
 
     fn remap(&mut self, size: usize) -> io::Result<()> {
         self.unmap();
-        let prot = if self.writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
         // SAFETY: a fresh shared mapping of `size` bytes of a file we own; the kernel picks
         // the address.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 size,
-                prot,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 self.fd.as_raw_fd(),
                 0,
@@ -166,5 +170,13 @@ mod tests {
         assert_eq!(worker.read(large.len()).unwrap(), &large[..]);
         // A length beyond the file is an error, not a read past the mapping.
         assert!(worker.read(64 << 20).is_err());
+        // An outcome larger still, the other way: the worker grows the file, the pool maps
+        // it again, and the pool's next write does not shrink it under the worker.
+        let outcome: Vec<u8> = (0..9 * MIN_SHARED).map(|i| (i * 3) as u8).collect();
+        worker.write(&outcome).unwrap();
+        assert_eq!(pool.read(outcome.len()).unwrap(), &outcome[..]);
+        pool.write(&small).unwrap();
+        assert!(pool.file_size().unwrap() >= outcome.len());
+        assert_eq!(worker.read(small.len()).unwrap(), &small[..]);
     }
 }

@@ -131,6 +131,8 @@ pub(crate) enum FromWorker {
     Started { batch_id: u64, task: u32 },
     /// The tail holds the bytes `RemoteBatch::execute` returned.
     Done { batch_id: u64 },
+    /// The first `len` bytes of the worker's shared region hold them (large outcomes).
+    DoneShared { batch_id: u64, len: u64 },
 }
 
 /// The messages that carry a tail.
@@ -470,6 +472,16 @@ pub(crate) fn seed_frames() -> Vec<(String, Vec<u8>)> {
         (
             "done.bin".into(),
             enc_from(&FromWorker::Done { batch_id: 9 }, &[0, 1, 2, 3]),
+        ),
+        (
+            "done-shared.bin".into(),
+            enc_from(
+                &FromWorker::DoneShared {
+                    batch_id: 9,
+                    len: 1 << 20,
+                },
+                &[],
+            ),
         ),
         (
             "two-frames.bin".into(),

@@ -91,15 +91,15 @@ pub(crate) fn serve(
                     binary,
                     attachments: Vec::new(),
                 };
-                let shared = match shared.map(|len| (region.as_mut(), usize::try_from(len))) {
+                let shared = match shared.map(usize::try_from) {
                     None => None,
-                    Some((Some(region), Ok(len))) => match region.read(len) {
-                        Ok(payload) => Some(payload),
-                        Err(e) => return protocol_error(format!("a shared batch: {e}")),
-                    },
+                    Some(Ok(len)) if region.is_some() => Some(len),
                     Some(_) => return protocol_error("a shared batch without a shared region"),
                 };
-                if let Err(code) = run_batch(output, batch_id, report_starts, &batch, shared) {
+                let region = region.as_mut();
+                if let Err(code) =
+                    run_batch(output, batch_id, report_starts, &batch, region, shared)
+                {
                     return code;
                 }
             }
@@ -196,21 +196,44 @@ fn give_back_freed_memory() {
     }
 }
 
-/// Runs one batch (its inputs in `shared`, or in its payload) and sends the outcome; the
-/// exit code if the worker must stop.
+/// Runs one batch (its inputs in the first `shared` bytes of `region`, or in its payload)
+/// and sends the outcome: a large one through `region`, which the inputs no longer need;
+/// the exit code if the worker must stop.
 fn run_batch(
     output: &File,
     batch_id: u64,
     report_starts: bool,
     batch: &RemoteBatch,
-    shared: Option<&[u8]>,
+    mut region: Option<&mut super::shm::Region>,
+    shared: Option<usize>,
 ) -> Result<(), i32> {
     CURRENT_BATCH.store(batch_id, Ordering::Relaxed);
     let on_start = report_starts.then_some(report_start as fn(usize));
-    // SAFETY: the handshake checked that the parent runs this very build (equal
-    // fingerprints), and batches come only from that parent's pool.
-    let outcome = unsafe { batch.execute_reporting(shared, on_start) };
-    match wire::send(&mut &*output, &FromWorker::Done { batch_id }, &outcome) {
+    let outcome = {
+        let input = match (shared, region.as_deref_mut()) {
+            (Some(len), Some(region)) => match region.read(len) {
+                Ok(payload) => Some(payload),
+                Err(e) => return Err(protocol_error(format!("a shared batch: {e}"))),
+            },
+            _ => None,
+        };
+        // SAFETY: the handshake checked that the parent runs this very build (equal
+        // fingerprints), and batches come only from that parent's pool.
+        unsafe { batch.execute_reporting(input, on_start) }
+    };
+    let in_region = outcome.len() >= super::shm::MIN_SHARED
+        && region.is_some_and(|region| region.write(&outcome).is_ok());
+    let sent = if in_region {
+        let len = outcome.len() as u64;
+        wire::send(
+            &mut &*output,
+            &FromWorker::DoneShared { batch_id, len },
+            &[],
+        )
+    } else {
+        wire::send(&mut &*output, &FromWorker::Done { batch_id }, &outcome)
+    };
+    match sent {
         Ok(()) => Ok(()),
         // The parent is gone.
         Err(WireError::Io(_)) => Err(0),

@@ -439,6 +439,30 @@ fn nested_calls_in_a_worker_see_threading_with_the_inner_thread_count() {
     pool.shutdown();
 }
 
+fn count_to(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+#[test]
+fn large_outcomes_come_back_through_the_region_inputs_use() {
+    let pool = pool(1);
+    let check = |n: u32| {
+        let out = run(&pool, count_to, vec![n]).unwrap().unwrap();
+        assert!(out[0].iter().copied().eq(0..n), "{n}");
+    };
+    // 4 MiB back: the worker grows the region and writes the outcome there.
+    check(1 << 20);
+    // Large inputs then: the pool writes them where the outcome was, without shrinking
+    // the file; the 4 MiB outcome of the same batch follows.
+    let inputs: Vec<u64> = (0..1 << 19).collect();
+    let doubled = run(&pool, double, inputs.clone()).unwrap().unwrap();
+    assert!(doubled.iter().copied().eq(inputs.iter().map(|x| x * 2)));
+    // Small outcomes go through the pipe as before; a larger one grows the region again.
+    assert_eq!(run(&pool, double, vec![3]).unwrap().unwrap(), [6]);
+    check(3 << 20);
+    check(5);
+}
+
 #[test]
 fn workers_inherit_only_their_pipe_ends_and_memory_file() {
     let pool = pool(1);
