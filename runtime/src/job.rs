@@ -175,6 +175,8 @@ pub struct RemoteJob {
     batch: RemoteBatch,
     reply: RemoteReply,
     inner_threads: Option<usize>,
+    /// The call has nothing else to do until this batch ends (see `waits_alone`).
+    alone: bool,
 }
 
 /// The receiving end of a [`RemoteJob`] or [`ForkJob`]: where the worker's events about the
@@ -285,7 +287,21 @@ impl RemoteJob {
             batch,
             reply,
             inner_threads,
+            alone: false,
         }
+    }
+
+    /// Marks the job as the only one its call has in flight, with no timeout to watch
+    /// and nothing more to dispatch before it ends: the calling thread would only wait, so
+    /// a backend may run the batch on it.
+    pub(crate) fn alone(mut self, alone: bool) -> Self {
+        self.alone = alone;
+        self
+    }
+
+    /// Whether the call only waits for this batch (see [`alone`](RemoteJob::alone)).
+    pub(crate) fn waits_alone(&self) -> bool {
+        self.alone
     }
 
     /// The batch, to move to a worker, and where its events go.

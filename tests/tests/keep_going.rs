@@ -39,12 +39,13 @@ fn flaky(i: u32, caller: u32) -> Result<u32, Refused> {
     Ok(i * 2)
 }
 
-fn run_flaky(backend: &str, batch_size: usize) -> Vec<Result<u32, Error>> {
+fn run_flaky(backend: &str, pre_dispatch: usize) -> Vec<Result<u32, Error>> {
     let caller = std::process::id();
     Parallel::new()
         .backend(backend)
         .n_jobs(2)
-        .batch_size(batch_size)
+        .batch_size(1)
+        .pre_dispatch(pre_dispatch)
         .keep_going()
         .try_run((0..100u32).map(|i| delayed!(flaky(i, caller))))
         .unwrap_or_else(|e| panic!("{backend}: the call failed as a whole: {e}"))
@@ -87,13 +88,15 @@ fn check(backend: &str, out: &[Result<u32, Error>], in_worker: bool) {
 #[test]
 fn every_task_gets_its_own_outcome_on_every_local_backend() {
     for backend in ["sequential", "threading"] {
-        check(backend, &run_flaky(backend, 1), false);
+        check(backend, &run_flaky(backend, 4), false);
     }
 }
 
 #[test]
 fn an_aborted_worker_costs_only_its_own_task() {
     for backend in ["loky", "multiprocessing"] {
+        check(backend, &run_flaky(backend, 4), true);
+        // One batch at a time: a loky call then runs each batch from its own thread.
         check(backend, &run_flaky(backend, 1), true);
     }
 }

@@ -127,6 +127,7 @@ impl Loky {
             Ok(pool) => pool,
             Err(e) => return job.finish(Err(e)),
         };
+        let alone = job.waits_alone();
         let (batch, reply) = job.into_parts();
         let id = WorkerPool::reserve_id();
         let starts = reply.wants_task_starts();
@@ -136,7 +137,30 @@ impl Loky {
             .recover()
             .insert(id, (reply, Arc::clone(&pool)));
         let events = Events::Direct { event: route, done };
+        // A call that would only wait runs the batch itself on an idle worker: no thread
+        // hand-off either way (the queue's I/O thread, and back). Its writes to a dead
+        // worker must fail with `EPIPE` rather than raise `SIGPIPE` (Rust ignores it by
+        // default; a program that restored it keeps the queue).
+        let (batch, events) = if alone && sigpipe_ignored() {
+            match pool.run_here(id, batch, starts, events) {
+                Ok(()) => return,
+                Err(back) => back,
+            }
+        } else {
+            (batch, events)
+        };
         pool.submit_as(id, batch, starts, events);
+    }
+}
+
+/// Whether `SIGPIPE` is ignored in this process.
+fn sigpipe_ignored() -> bool {
+    // SAFETY: `sigaction` with a null new action only reads the current one into a zeroed
+    // struct of ours.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -239,7 +239,13 @@ where
             if items.is_empty() {
                 break;
             }
-            self.spawn(items);
+            // Nothing else in flight, and nothing more to dispatch before this batch ends:
+            // the call will only wait for it.
+            let alone = self.in_flight.is_empty()
+                && (self.input_done || 1 + held >= self.plan.pre_dispatch)
+                && self.plan.timeout.is_none()
+                && !self.helps;
+            self.spawn(items, alone);
         }
     }
 
@@ -366,7 +372,9 @@ where
         (first, clock, report)
     }
 
-    fn spawn(&mut self, items: Vec<It::Item>) {
+    /// Hands a batch to the backend; `alone` when the call has nothing else to do until it
+    /// ends (the backend may then run it on this thread).
+    fn spawn(&mut self, items: Vec<It::Item>, alone: bool) {
         let (first, clock, report) = self.track(items.len());
         let request = self.plan.request();
         // The one place that decides where a batch goes, from what the backend's workers are
@@ -382,7 +390,7 @@ where
                     self.announce(false);
                     let sink = self.remote_sink(first, clock, decode, report);
                     let reply = RemoteReply::new(self.plan.timeout.is_some(), sink);
-                    let job = RemoteJob::new(batch, reply, self.plan.inner_threads);
+                    let job = RemoteJob::new(batch, reply, self.plan.inner_threads).alone(alone);
                     self.plan.backend.spawn(request, Job::Remote(job));
                 }
                 Encoded::Unencodable(message) => unencodable(report, first, &message),

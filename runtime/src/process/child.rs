@@ -233,6 +233,12 @@ impl WorkerProcess {
         wire::recv(&mut self.from_worker, wire::MAX_FRAME, None)
     }
 
+    /// Looks for the worker's next message for [`SPIN`](wire::SPIN) without sleeping
+    /// (see `PipeIn::ready_spinning`).
+    pub(crate) fn await_spinning(&self) {
+        self.from_worker.ready_spinning(wire::SPIN);
+    }
+
     /// Whether the process already ended. It is not reaped, so its pid stays ours.
     pub(crate) fn has_exited(&self) -> bool {
         // SAFETY: an all-zero `siginfo_t` is a valid value of this plain C struct.

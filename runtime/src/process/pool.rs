@@ -6,6 +6,10 @@
 //! comes back as [`PoolEvent`]s, and reaps the worker when it ends. A worker that died is
 //! replaced by the same thread when the next batch comes; one idle for `idle_timeout` is
 //! told to exit, and its thread ends.
+//!
+//! An idle worker waits in its slot, not on its thread's stack: a caller with one batch and
+//! nothing else to do may borrow it and run the batch from its own thread
+//! ([`WorkerPool::run_here`]), which saves the two thread wake-ups of the queue.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,6 +166,11 @@ struct Slot {
     /// worker: the batch may have completed just before the signal landed, and the next
     /// batch must not be sent to a process about to die.
     killed: bool,
+    /// The worker process, while no thread uses it.
+    process: Option<WorkerProcess>,
+    /// A caller's thread runs a batch on the worker (see `run_here`): the I/O thread
+    /// neither takes jobs nor quits until it is back.
+    lent: bool,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -306,6 +315,56 @@ impl WorkerPool {
         }
     }
 
+    /// Runs `batch` on an idle worker from the calling thread, which blocks until the
+    /// events are sent (on this thread, to `events`), if a worker is idle and no batch
+    /// waits in the queue; the batch back otherwise. `kill_busy` works on it as on any.
+    ///
+    /// The calling thread writes to the worker's pipe: `SIGPIPE` must be ignored (a worker
+    /// that died would otherwise kill the process).
+    pub(crate) fn run_here(
+        &self,
+        batch_id: u64,
+        batch: RemoteBatch,
+        report_starts: bool,
+        events: Events,
+    ) -> Result<(), (RemoteBatch, Events)> {
+        let lent = {
+            let mut st = self.shared.lock();
+            if st.closed || !st.queue.is_empty() {
+                None
+            } else {
+                st.slots
+                    .iter_mut()
+                    .find(|(_, s)| s.process.is_some() && !s.lent && !s.killed)
+                    .map(|(&slot, s)| {
+                        s.lent = true;
+                        s.batch = Some(batch_id);
+                        s.cancelled = false;
+                        (slot, s.process.take())
+                    })
+            }
+        };
+        let Some((slot, mut process)) = lent else {
+            return Err((batch, events));
+        };
+        let reply = Reply { batch_id, events };
+        match process.as_mut().filter(|p| !p.has_exited()) {
+            Some(worker) => {
+                let secret = &self.shared.launch.secret;
+                let end = run(worker, &reply, batch, report_starts, secret, true);
+                settle(&self.shared, slot, &mut process, reply, end);
+            }
+            None => {
+                // Died while idle: its I/O thread reaps it and starts another for the
+                // batch, queued.
+                self.shared.give_back(slot, process);
+                return Err((batch, reply.events));
+            }
+        }
+        self.shared.give_back(slot, process);
+        Ok(())
+    }
+
     /// Gives up on these batches: queued ones are dropped, running ones have their worker
     /// killed (`SIGKILL`); replacements start when the next batches come. Events may or may
     /// not still arrive for them.
@@ -375,33 +434,78 @@ impl Shared {
         self.state.lock().recover()
     }
 
-    /// What I/O thread `slot`, idle since `idle_since`, does next. With `tick`, it is
-    /// woken at least that often to look after its idle worker.
-    fn next_job(&self, slot: u64, idle_since: Instant, tick: Option<Duration>) -> Next {
+    /// What I/O thread `slot`, idle since `idle_since`, does next, with its worker process
+    /// taken out of the slot. With a worker, it is woken at least every [`IDLE_CHECK`] to
+    /// look after it.
+    fn next_job(&self, slot: u64, idle_since: Instant) -> Next {
         let mut st = self.lock();
         loop {
             let surplus = st.live > st.target;
-            if !surplus && let Some(job) = st.queue.pop_front() {
-                if let Some(s) = st.slots.get_mut(&slot) {
+            let (lent, idle_worker) = st
+                .slots
+                .get(&slot)
+                .map_or((false, false), |s| (s.lent, s.process.is_some()));
+            if !surplus
+                && !lent
+                && let Some(job) = st.queue.pop_front()
+            {
+                let process = st.slots.get_mut(&slot).and_then(|s| {
                     s.batch = Some(job.reply.batch_id);
                     s.cancelled = false;
-                }
-                return Next::Job(job);
+                    s.process.take()
+                });
+                return Next::Job(job, process);
             }
             let waited = idle_since.elapsed();
-            if surplus || st.closed || waited >= st.idle_timeout {
+            if !lent && (surplus || st.closed || waited >= st.idle_timeout) {
                 st.live -= 1;
-                return Next::Quit;
+                let process = st.slots.get_mut(&slot).and_then(|s| s.process.take());
+                return Next::Quit(process);
             }
-            let remaining = st.idle_timeout - waited;
-            let wait = tick.map_or(remaining, |t| t.min(remaining));
+            let remaining = st.idle_timeout.saturating_sub(waited);
+            let wait = if idle_worker || lent {
+                IDLE_CHECK.min(remaining).max(Duration::from_millis(1))
+            } else {
+                remaining
+            };
             st.idle += 1;
             let (guard, timeout) = self.wake.wait_timeout(st, wait).recover();
             st = guard;
             st.idle -= 1;
-            if timeout.timed_out() && wait < remaining && st.queue.is_empty() {
-                return Next::Tick;
+            let queue_empty = st.queue.is_empty();
+            let idle_worker = st.slots.get_mut(&slot).filter(|s| !s.lent);
+            if timeout.timed_out()
+                && wait < remaining
+                && queue_empty
+                && let Some(s) = idle_worker
+                && let Some(process) = s.process.take()
+            {
+                return Next::Tick(process);
             }
+        }
+    }
+
+    /// Puts `slot`'s worker process back (a batch ended or a look at it), and wakes the
+    /// I/O threads if a job waits (one may have waited for this worker) or the pool closed.
+    fn give_back(&self, slot: u64, process: Option<WorkerProcess>) {
+        let mut st = self.lock();
+        match st.slots.get_mut(&slot) {
+            Some(s) => {
+                s.process = process;
+                s.lent = false;
+            }
+            None => {
+                drop(st);
+                if let Some(p) = process {
+                    p.shut_down();
+                }
+                return;
+            }
+        }
+        let wake = !st.queue.is_empty() || st.closed;
+        drop(st);
+        if wake {
+            self.wake.notify_all();
         }
     }
 
@@ -430,6 +534,39 @@ impl Shared {
             s.cancelled = false;
         }
     }
+}
+
+/// Ends a batch that `run` did not complete: reports why, and reaps (or kills) a worker
+/// that died or broke the protocol.
+fn settle(
+    shared: &Shared,
+    slot: u64,
+    process: &mut Option<WorkerProcess>,
+    reply: Reply,
+    end: Result<(), RunEnd>,
+) {
+    match end {
+        Ok(()) => {}
+        Err(RunEnd::Refused(e)) => reply.fail(e.into_error()),
+        Err(RunEnd::Died) => {
+            shared.set_pid(slot, None);
+            if let Some(p) = process.take() {
+                let detail = describe(p.reap());
+                reply.fail(Error::WorkerDied {
+                    index: None,
+                    detail,
+                });
+            }
+        }
+        Err(RunEnd::Broken(e)) => {
+            shared.set_pid(slot, None);
+            if let Some(mut p) = process.take() {
+                let _ = p.kill_and_reap();
+            }
+            reply.fail(e.into_error());
+        }
+    }
+    shared.job_finished(slot);
 }
 
 /// Starts one more I/O thread; `false` if the system refused.
@@ -464,12 +601,12 @@ fn spawn_thread(shared: &Arc<Shared>, st: &mut State) -> bool {
     }
 }
 
-/// What an I/O thread does next.
+/// What an I/O thread does next, with its worker process if it has one.
 enum Next {
-    Job(Job),
+    Job(Job, Option<WorkerProcess>),
     /// Look after the idle worker, then ask again.
-    Tick,
-    Quit,
+    Tick(WorkerProcess),
+    Quit(Option<WorkerProcess>),
 }
 
 /// How often an idle I/O thread checks that its worker still lives, so that a worker
@@ -479,27 +616,34 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// The body of an I/O thread.
 fn serve_slot(shared: &Shared, slot: u64) {
     block_sigpipe();
-    let mut process: Option<WorkerProcess> = None;
     let mut idle_since = Instant::now();
     loop {
-        let tick = process.is_some().then_some(IDLE_CHECK);
-        let Job {
-            reply,
-            batch,
-            report_starts,
-        } = match shared.next_job(slot, idle_since, tick) {
-            Next::Job(job) => job,
-            Next::Tick => {
+        let (job, mut process) = match shared.next_job(slot, idle_since) {
+            Next::Job(job, process) => (job, process),
+            Next::Tick(process) => {
+                let mut process = Some(process);
                 reap_if_exited(shared, slot, &mut process);
                 if let Some(p) = process.as_mut() {
                     // An idle worker lets go of what the caller dropped; a worker that
                     // cannot be told is found dead at the next tick.
                     let _ = forget_dropped(p);
                 }
+                shared.give_back(slot, process);
                 continue;
             }
-            Next::Quit => break,
+            Next::Quit(process) => {
+                shared.set_pid(slot, None);
+                if let Some(p) = process {
+                    p.shut_down();
+                }
+                break;
+            }
         };
+        let Job {
+            reply,
+            batch,
+            report_starts,
+        } = job;
         // A worker that died while idle is not this batch's fault: replace it first.
         reap_if_exited(shared, slot, &mut process);
         let worker = match &mut process {
@@ -518,34 +662,20 @@ fn serve_slot(shared: &Shared, slot: u64) {
             },
         };
         if shared.wanted(slot) {
-            match run(worker, &reply, batch, report_starts, &shared.launch.secret) {
-                Ok(()) => {}
-                Err(RunEnd::Refused(e)) => reply.fail(e.into_error()),
-                Err(RunEnd::Died) => {
-                    shared.set_pid(slot, None);
-                    if let Some(p) = process.take() {
-                        let detail = describe(p.reap());
-                        reply.fail(Error::WorkerDied {
-                            index: None,
-                            detail,
-                        });
-                    }
-                }
-                Err(RunEnd::Broken(e)) => {
-                    shared.set_pid(slot, None);
-                    if let Some(mut p) = process.take() {
-                        let _ = p.kill_and_reap();
-                    }
-                    reply.fail(e.into_error());
-                }
-            }
+            let end = run(
+                worker,
+                &reply,
+                batch,
+                report_starts,
+                &shared.launch.secret,
+                false,
+            );
+            settle(shared, slot, &mut process, reply, end);
+        } else {
+            shared.job_finished(slot);
         }
-        shared.job_finished(slot);
+        shared.give_back(slot, process);
         idle_since = Instant::now();
-    }
-    shared.set_pid(slot, None);
-    if let Some(p) = process {
-        p.shut_down();
     }
     shared.lock().slots.remove(&slot);
 }
@@ -582,6 +712,7 @@ fn run(
     batch: RemoteBatch,
     report_starts: bool,
     secret: &[u8; 32],
+    spin: bool,
 ) -> Result<(), RunEnd> {
     let batch_id = reply.batch_id;
     let (batch, attachments) = batch.without_attachments();
@@ -613,6 +744,11 @@ fn run(
     }
     drop(batch);
     loop {
+        if spin {
+            // A caller that runs its only batch: the reply of a short batch comes sooner
+            // than this thread would wake.
+            worker.await_spinning();
+        }
         match worker.recv() {
             Ok(Some((FromWorker::Started { batch_id: b, task }, _))) if b == batch_id => {
                 let at = Instant::now();

@@ -439,6 +439,54 @@ fn nested_calls_in_a_worker_see_threading_with_the_inner_thread_count() {
     pool.shutdown();
 }
 
+#[test]
+fn a_caller_runs_its_only_batch_on_an_idle_worker_itself() {
+    let pool = pool(1);
+    // No worker yet: the batch comes back, for the queue.
+    let map = RemoteMap::pointer(double as fn(u64) -> u64);
+    let (tx, rx) = unbounded();
+    let id = WorkerPool::reserve_id();
+    let back = pool.run_here(id, map.batch(vec![1]).unwrap(), false, tx.clone().into());
+    assert!(back.is_err());
+    assert!(rx.try_recv().is_err());
+    // A first batch through the queue starts the worker; then the caller runs one itself,
+    // and the outcome was sent, on this thread, before `run_here` returned.
+    assert_eq!(run(&pool, double, vec![1]).unwrap().unwrap(), [2]);
+    let id = WorkerPool::reserve_id();
+    let batch = map.batch(vec![20, 21]).unwrap();
+    assert!(pool.run_here(id, batch, false, tx.clone().into()).is_ok());
+    match rx.try_recv() {
+        Ok(PoolEvent::Done { batch_id, outcome }) => {
+            assert_eq!(batch_id, id);
+            assert_eq!(map.outcome(&outcome), Ok(Ok(vec![40, 42])));
+        }
+        other => panic!("{other:?}"),
+    }
+    // `kill_busy` reaches a worker lent to a caller: the batch fails as `WorkerDied`, and
+    // the pool starts another worker for the next batch.
+    let slow = RemoteMap::pointer(sleep_then_pid as fn(u64) -> u32);
+    let id = WorkerPool::reserve_id();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_until("the lent worker runs the batch", || {
+                pool.pid_running(id).is_some()
+            });
+            pool.kill_busy(&[id]);
+        });
+        let batch = slow.batch(vec![30_000]).unwrap();
+        assert!(pool.run_here(id, batch, false, tx.clone().into()).is_ok());
+    });
+    match rx.try_recv() {
+        Ok(PoolEvent::Failed {
+            batch_id,
+            error: Error::WorkerDied { .. },
+        }) => assert_eq!(batch_id, id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(run(&pool, double, vec![2]).unwrap().unwrap(), [4]);
+    pool.shutdown();
+}
+
 fn count_to(n: u32) -> Vec<u32> {
     (0..n).collect()
 }
