@@ -284,7 +284,8 @@ impl PipeIn {
             if start.elapsed() >= limit {
                 return false;
             }
-            std::hint::spin_loop();
+            // The other side may be waiting for this very cpu.
+            std::thread::yield_now();
         }
     }
 }
