@@ -36,6 +36,7 @@ mod child;
 pub(crate) mod fork;
 #[cfg(unix)]
 mod pool;
+#[cfg(unix)]
 mod shm;
 #[cfg(unix)]
 mod sip;

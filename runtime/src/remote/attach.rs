@@ -34,6 +34,7 @@ pub struct Attachment {
     id: u64,
     bytes: Bytes,
     /// The memory file that holds `bytes`, when the encoding was written straight to one.
+    #[cfg(unix)]
     file: Option<Arc<super::memfile::MemFile>>,
 }
 
@@ -52,14 +53,16 @@ impl Attachment {
         Attachment {
             id,
             bytes,
+            #[cfg(unix)]
             file: None,
         }
     }
 
     /// An attachment whose encoding is `pieces` one after the other. A large one goes
-    /// straight into a memory file, which workers map: its bytes are then copied
+    /// straight into a memory file (on Unix), which workers map: its bytes are then copied
     /// once in all, from where they lie.
     pub(crate) fn from_pieces(id: u64, pieces: &[&[u8]]) -> Self {
+        #[cfg(unix)]
         if pieces.iter().map(|p| p.len()).sum::<usize>() >= super::memfile::MIN_FILE {
             match super::memfile::MemFile::write_mapped(pieces.iter().copied()) {
                 Ok(file) => {
@@ -79,6 +82,7 @@ impl Attachment {
     }
 
     /// The memory file that holds the bytes, if they were written straight to one.
+    #[cfg(unix)]
     pub(crate) fn file(&self) -> Option<&Arc<super::memfile::MemFile>> {
         self.file.as_ref()
     }
@@ -247,6 +251,7 @@ pub(crate) fn record(id: u64, attachment: impl FnOnce() -> Attachment) -> bool {
 // ---------------------------------------------------------------------------------------
 
 /// The memory files of live attachments, by id.
+#[cfg(unix)]
 fn files() -> &'static Mutex<HashMap<u64, Arc<super::memfile::MemFile>>> {
     static FILES: OnceLock<Mutex<HashMap<u64, Arc<super::memfile::MemFile>>>> = OnceLock::new();
     FILES.get_or_init(Default::default)
@@ -255,6 +260,7 @@ fn files() -> &'static Mutex<HashMap<u64, Arc<super::memfile::MemFile>>> {
 /// The memory file of `attachment`: the one its encoding was written to, or one written
 /// the first time a worker needs it; `None` if the system refuses one (the attachment then
 /// goes through the pipe). Either stays open while the caller holds the attachment.
+#[cfg(unix)]
 pub(crate) fn shared_file(attachment: &Attachment) -> Option<Arc<super::memfile::MemFile>> {
     let mut files = files().lock().recover();
     files.retain(|&id, _| is_alive(id));
@@ -276,6 +282,7 @@ pub(crate) fn shared_file(attachment: &Attachment) -> Option<Arc<super::memfile:
 }
 
 /// Closes the memory files of attachments the caller no longer holds.
+#[cfg(unix)]
 pub(crate) fn prune_files() {
     files().lock().recover().retain(|&id, _| is_alive(id));
 }

@@ -17,7 +17,10 @@ pub(crate) mod attach;
 pub(crate) mod capture;
 mod entry;
 pub(crate) mod format;
+// What worker processes hold: for the process backends, which are Unix-only.
+#[cfg(unix)]
 mod held;
+#[cfg(unix)]
 pub(crate) mod memfile;
 pub(crate) mod probe;
 mod shared;
@@ -54,6 +57,7 @@ pub(crate) fn encode_kept_for_fuzzing(results: Vec<u64>) -> Vec<u8> {
     entry::encode_kept(&[failure], entry::encode_done(results))
 }
 pub use attach::Attachment;
+#[cfg(unix)]
 pub(crate) use held::{Held, Tell};
 pub use probe::Transferable;
 pub(crate) use probe::{ErasedDecode, Outcome};
