@@ -74,7 +74,7 @@ impl Backend for Mpi {
         match job {
             Job::Remote(job) => {
                 if let Err(job) = driver::submit(job) {
-                    job.finish(Err(cluster::unavailable()));
+                    (*job).finish(Err(cluster::unavailable()));
                 }
             }
             // Every call of a job of one rank runs on threads.

@@ -47,14 +47,14 @@ pub(super) fn stop() {
 }
 
 /// Hands `job` to the driver; gives it back when there is none (no MPI job, or it ended).
-pub(crate) fn submit(job: RemoteJob) -> Result<(), RemoteJob> {
+pub(crate) fn submit(job: RemoteJob) -> Result<(), Box<RemoteJob>> {
     let driver = DRIVER.lock().recover();
     match &*driver {
         Some((tx, _)) => tx.send(Command::Submit(job)).map_err(|e| match e.0 {
-            Command::Submit(job) => job,
+            Command::Submit(job) => Box::new(job),
             _ => unreachable!("the command sent was a submission"),
         }),
-        None => Err(job),
+        None => Err(Box::new(job)),
     }
 }
 
