@@ -171,6 +171,8 @@ struct Slot {
     /// A caller's thread runs a batch on the worker (see `run_here`): the I/O thread
     /// neither takes jobs nor quits until it is back.
     lent: bool,
+    /// When a caller last gave the worker back: it was not idle until then.
+    returned: Option<Instant>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -357,6 +359,7 @@ impl WorkerPool {
             None => {
                 // Died while idle: its I/O thread reaps it and starts another for the
                 // batch, queued.
+                self.shared.job_finished(slot);
                 self.shared.give_back(slot, process);
                 return Err((batch, reply.events));
             }
@@ -441,10 +444,11 @@ impl Shared {
         let mut st = self.lock();
         loop {
             let surplus = st.live > st.target;
-            let (lent, idle_worker) = st
-                .slots
-                .get(&slot)
-                .map_or((false, false), |s| (s.lent, s.process.is_some()));
+            let (lent, idle_worker, returned) =
+                st.slots.get(&slot).map_or((false, false, None), |s| {
+                    (s.lent, s.process.is_some(), s.returned)
+                });
+            let idle_since = returned.map_or(idle_since, |r| r.max(idle_since));
             if !surplus
                 && !lent
                 && let Some(job) = st.queue.pop_front()
@@ -463,8 +467,11 @@ impl Shared {
                 return Next::Quit(process);
             }
             let remaining = st.idle_timeout.saturating_sub(waited);
-            let wait = if idle_worker || lent {
-                IDLE_CHECK.min(remaining).max(Duration::from_millis(1))
+            // A lent worker comes back with a wake-up when a job waits or the pool closes.
+            let wait = if lent {
+                IDLE_CHECK
+            } else if idle_worker {
+                IDLE_CHECK.min(remaining)
             } else {
                 remaining
             };
@@ -491,6 +498,9 @@ impl Shared {
         let mut st = self.lock();
         match st.slots.get_mut(&slot) {
             Some(s) => {
+                if s.lent {
+                    s.returned = Some(Instant::now());
+                }
                 s.process = process;
                 s.lent = false;
             }

@@ -487,6 +487,32 @@ fn a_caller_runs_its_only_batch_on_an_idle_worker_itself() {
     pool.shutdown();
 }
 
+#[test]
+fn a_worker_that_callers_keep_busy_is_not_idle() {
+    let pool = WorkerPool::new(&PoolConfig {
+        workers: 1,
+        idle_timeout: Duration::from_millis(300),
+        inner: ONE,
+    })
+    .expect("pool");
+    assert_eq!(run(&pool, double, vec![1]).unwrap().unwrap(), [2]);
+    let pids = pool.pids();
+    let map = RemoteMap::pointer(double as fn(u64) -> u64);
+    let (tx, rx) = unbounded();
+    // Past the idle timeout, measured from the last batch of the queue: the worker served
+    // callers all along, so it is still there.
+    let until = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < until {
+        let id = WorkerPool::reserve_id();
+        let batch = map.batch(vec![4]).unwrap();
+        assert!(pool.run_here(id, batch, false, tx.clone().into()).is_ok());
+        assert!(matches!(rx.try_recv(), Ok(PoolEvent::Done { .. })));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pool.pids(), pids);
+    pool.shutdown();
+}
+
 fn count_to(n: u32) -> Vec<u32> {
     (0..n).collect()
 }
