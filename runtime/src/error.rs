@@ -221,8 +221,9 @@ impl Error {
             .collect()
     }
 
-    /// `self`, naming task `index` where it names none.
-    fn at(self, index: usize) -> Error {
+    /// `self`, naming task `index` where it names none (a worker's error that does not
+    /// know which task it was running).
+    pub(crate) fn at(self, index: usize) -> Error {
         match self {
             Error::WorkerDied {
                 index: None,

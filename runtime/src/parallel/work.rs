@@ -110,7 +110,7 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
         let msg = match outcome {
             Err(error) => Message::Failed {
                 seq,
-                error: with_index(error, running.unwrap_or(first)),
+                error: error.at(running.unwrap_or(first)),
             },
             Ok(bytes) => match self.decode.decode(bytes) {
                 Ok(Ok(results)) => Message::Done {
@@ -135,27 +135,6 @@ impl<R: Send> RemoteSink for RemoteBatchSink<R> {
             },
         };
         self.report.send(msg);
-    }
-}
-
-/// Fills in the task index of a worker error that does not know it.
-fn with_index(error: Error, index: usize) -> Error {
-    match error {
-        Error::WorkerDied {
-            index: None,
-            detail,
-        } => Error::WorkerDied {
-            index: Some(index),
-            detail,
-        },
-        Error::Transport {
-            index: None,
-            message,
-        } => Error::Transport {
-            index: Some(index),
-            message,
-        },
-        other => other,
     }
 }
 
