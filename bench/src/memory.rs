@@ -12,23 +12,27 @@ pub struct Memory {
     /// and for joblib also loky's resource tracker), or the largest `ru_maxrss` of reaped
     /// children when no descendant was alive.
     pub workers_kib: u64,
-    /// How many descendant processes were alive.
+    /// How many descendant processes were alive (their memory readable).
     pub workers: usize,
 }
 
 /// Reads the peak memory of `pid` and its live descendants. `reaped_max_kib` is the child's
 /// own `getrusage(RUSAGE_CHILDREN).ru_maxrss`: the largest child it already waited for.
 pub fn of_tree(pid: u32, reaped_max_kib: u64) -> Memory {
-    let descendants = descendants(pid);
-    let alive: u64 = descendants.iter().filter_map(|&p| vm_hwm_kib(p)).sum();
+    // A process that has ended but is not reaped yet (a forked child on its way out) has
+    // no memory left to read: only the others count.
+    let alive: Vec<u64> = descendants(pid)
+        .iter()
+        .filter_map(|&p| vm_hwm_kib(p))
+        .collect();
     Memory {
         driver_kib: vm_hwm_kib(pid).unwrap_or(0),
-        workers_kib: if descendants.is_empty() {
+        workers_kib: if alive.is_empty() {
             reaped_max_kib
         } else {
-            alive
+            alive.iter().sum()
         },
-        workers: descendants.len(),
+        workers: alive.len(),
     }
 }
 

@@ -7,8 +7,8 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::remote::RemoteBatch;
@@ -431,18 +431,30 @@ pub(crate) type RunRange<'a> =
 /// after batch of the call, told only which tasks to run (`multiprocessing` forks once per
 /// worker and call instead of once per batch).
 ///
-/// A backend keeps its children of the call in the session ([`park`](Self::park)): they go
-/// when the session goes, which is when the last batch of the call is gone.
+/// A backend keeps its children of the call in the session ([`take`](Self::take),
+/// [`park`](Self::park)): they go when the session goes, which is when the last batch of
+/// the call is gone.
 pub(crate) struct ForkSession {
-    /// Children of this call waiting for their next batch, as the backend left them.
-    parked: Mutex<Vec<Box<dyn Any + Send>>>,
+    children: Mutex<Children>,
+    /// Signalled when a child is parked or a busy one is given up.
+    freed: Condvar,
     run: RangeFn,
+}
+
+/// The children of one call, as the backend left them.
+#[derive(Default)]
+struct Children {
+    /// Waiting for their next batch.
+    parked: Vec<Box<dyn Any + Send>>,
+    /// Running a batch (or being forked for one).
+    busy: usize,
 }
 
 impl ForkSession {
     pub(crate) fn new(run: RangeFn) -> Self {
         ForkSession {
-            parked: Default::default(),
+            children: Default::default(),
+            freed: Condvar::new(),
             run,
         }
     }
@@ -453,14 +465,45 @@ impl ForkSession {
         (self.run)(first, len, on_start)
     }
 
-    /// Keeps a child of this call for a later batch of it.
-    pub(crate) fn park(&self, child: Box<dyn Any + Send>) {
-        self.parked.lock().recover().push(child);
+    /// A child of this call for the next batch: a parked one, or one that a busy child
+    /// becomes within `patience` (a fork that would take longer is not worth it). `None`
+    /// when there is none: the caller forks one. Either way the caller now has a busy
+    /// child, which it ends with [`park`](Self::park) or [`retire`](Self::retire).
+    pub(crate) fn take(&self, patience: Duration) -> Option<Box<dyn Any + Send>> {
+        let deadline = Instant::now() + patience;
+        let mut children = self.children.lock().recover();
+        loop {
+            if let Some(child) = children.parked.pop() {
+                children.busy += 1;
+                return Some(child);
+            }
+            let now = Instant::now();
+            if children.busy == 0 || now >= deadline {
+                children.busy += 1;
+                return None;
+            }
+            children = self
+                .freed
+                .wait_timeout(children, deadline - now)
+                .recover()
+                .0;
+        }
     }
 
-    /// A child of this call that waits for work, if any.
-    pub(crate) fn unpark(&self) -> Option<Box<dyn Any + Send>> {
-        self.parked.lock().recover().pop()
+    /// Keeps a child taken with [`take`](Self::take) for a later batch of the call.
+    pub(crate) fn park(&self, child: Box<dyn Any + Send>) {
+        let mut children = self.children.lock().recover();
+        children.parked.push(child);
+        children.busy = children.busy.saturating_sub(1);
+        self.freed.notify_one();
+    }
+
+    /// Says that the busy child given by [`take`](Self::take) is gone (or was never
+    /// forked): a batch waiting for it forks instead.
+    pub(crate) fn retire(&self) {
+        let mut children = self.children.lock().recover();
+        children.busy = children.busy.saturating_sub(1);
+        self.freed.notify_all();
     }
 }
 
@@ -570,3 +613,68 @@ pub struct PoolRequest {
 /// ends when the returned value is dropped. The scope stack lives above the engines, so it
 /// hands them this function.
 pub(crate) type WorkerScope = fn(inner_threads: usize) -> Box<dyn Any>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> ForkSession {
+        ForkSession::new(Box::new(|_, _, _| Vec::new()))
+    }
+
+    #[test]
+    fn the_first_batch_forks_at_once_and_a_parked_child_is_reused() {
+        let s = session();
+        let start = Instant::now();
+        // No child yet: fork, however patient.
+        assert!(s.take(Duration::from_secs(10)).is_none());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        s.park(Box::new(7u32));
+        let child = s.take(Duration::ZERO).expect("the parked child");
+        assert_eq!(child.downcast_ref::<u32>(), Some(&7));
+    }
+
+    #[test]
+    fn a_batch_waits_for_a_busy_child_until_its_patience_runs_out() {
+        let s = session();
+        assert!(s.take(Duration::ZERO).is_none()); // one busy child
+        let start = Instant::now();
+        assert!(s.take(Duration::from_millis(30)).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn a_child_parked_meanwhile_goes_to_the_waiting_batch() {
+        let s = Arc::new(session());
+        assert!(s.take(Duration::ZERO).is_none()); // one busy child
+        let waiter = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || s.take(Duration::from_secs(30)))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        s.park(Box::new(1u8));
+        let got = waiter
+            .join()
+            .unwrap()
+            .expect("the child parked while it waited");
+        assert_eq!(got.downcast_ref::<u8>(), Some(&1));
+    }
+
+    #[test]
+    fn a_retired_child_sends_the_waiting_batch_to_fork() {
+        let s = Arc::new(session());
+        assert!(s.take(Duration::ZERO).is_none()); // one busy child
+        let waiter = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                (s.take(Duration::from_secs(30)).is_none(), start.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        s.retire();
+        let (forks, waited) = waiter.join().unwrap();
+        assert!(forks);
+        assert!(waited < Duration::from_secs(20), "waited {waited:?}");
+    }
+}

@@ -118,11 +118,18 @@ fn a_call_forks_one_child_per_worker_and_feeds_it_batch_after_batch() {
     let pids: std::collections::BTreeSet<u32> = out.iter().map(|&(p, _)| p).collect();
     assert!(!pids.contains(&me), "{pids:?}");
     assert!(pids.len() <= 2, "60 batches forked {} children", pids.len());
-    // The call's children end with it: none is left once it has returned.
-    let left: Vec<u32> = pids.iter().copied().filter(|&p| is_my_child(p)).collect();
+    // The call's children end with it: killed when it returns, reaped right after.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| is_my_child(p)).collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert!(
         left.is_empty(),
-        "children still there after the call: {left:?}"
+        "children still there 5 s after the call: {left:?}"
     );
 }
 
@@ -459,4 +466,33 @@ fn an_input_too_long_to_hold_forks_per_batch_and_pulls_as_it_goes() {
 fn checked_u64(x: u64) -> u64 {
     assert!(x < 10, "ten is the end");
     x
+}
+
+/// Marks task `i` of the pair as started in `dir`, then waits (up to 20 s) for the other
+/// task to start too: true if it did.
+fn meet(dir: &std::path::Path, i: u32) -> (u32, bool) {
+    std::fs::write(dir.join(i.to_string()), b"").unwrap();
+    let other = dir.join((1 - i).to_string());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !other.exists() {
+        if Instant::now() >= deadline {
+            return (std::process::id(), false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (std::process::id(), true)
+}
+
+#[test]
+fn a_batch_that_finds_the_child_busy_still_gets_a_child_of_its_own() {
+    // Each task waits for the other to start: they meet only if the second batch, which
+    // finds the first child busy, forks a second one instead of waiting for it.
+    let dir = std::env::temp_dir().join(format!("parjob-meet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = parallel!("multiprocessing", n_jobs = 2, batch_size = 1;
+        meet(&dir, i) for i in 0..2u32)
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.iter().all(|&(_, met)| met), "{out:?}");
+    assert_ne!(out[0].0, out[1].0, "both tasks in one child: {out:?}");
 }

@@ -25,8 +25,12 @@ use crate::sync::Recover;
 ///
 /// When the input's length is known (a `Vec`, a slice, a range, or adapters that keep the
 /// length; up to 256 MiB of items) and the tasks are a `parallel!` comprehension, the call
-/// pulls its whole input first and forks one child per worker, which runs batch after batch of the call, told
-/// only which tasks to run; the children end when the call does. Otherwise (an input of
+/// pulls its whole input first and forks at most one child per worker, which runs batch
+/// after batch of the call, told only which tasks to run. A batch that finds every child of
+/// the call busy waits for one to be free as long as a fork of this process takes lately,
+/// then forks a new one: a call of a few tiny tasks forks once, and the second worker of
+/// a call of long tasks starts that much later. The children are killed when the call
+/// returns, and reaped right after by a thread of the backend. Otherwise (an input of
 /// unknown length, `delayed!` tasks) each batch gets a child of its own, forked when the
 /// batch is made, and the call's `pre_dispatch` bounds how much of the input is pulled
 /// ahead.
@@ -184,8 +188,10 @@ fn serve(
     reply: RemoteReply,
     inner: InnerThreads,
 ) {
+    // A child of the call that is busy now may well be free sooner than a new one could
+    // be forked (tiny batches): wait for it as long as a fork takes, then fork.
     let idle = session
-        .unpark()
+        .take(fork::typical_fork())
         .and_then(|child| child.downcast::<fork::Server>().ok());
     let mut server = match idle {
         Some(server) => *server,
@@ -196,6 +202,7 @@ fn serve(
             ) {
                 Ok(server) => server,
                 Err(e) => {
+                    session.retire();
                     drop(session);
                     return reply.finish(Err(cannot_fork(&e)));
                 }
@@ -221,6 +228,7 @@ fn serve(
     } else {
         // Reaps it.
         drop(server);
+        session.retire();
     }
     // The session may borrow from the caller: gone before the reply is finished.
     drop(session);

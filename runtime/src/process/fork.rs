@@ -21,7 +21,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, catch_panic};
@@ -37,6 +38,28 @@ static CHILD_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// See `spawn`.
 static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How long a `fork` takes in the parent lately, in nanoseconds (0 before the first).
+static FORK_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// How long a `fork` of this process takes lately (zero before the first): what a new
+/// child costs before it can start a batch. The cost grows with the process's memory (its
+/// page tables are copied) and with its other threads running meanwhile (each copy-on-write
+/// page is taken from them on every CPU they run on).
+pub(crate) fn typical_fork() -> Duration {
+    Duration::from_nanos(FORK_NANOS.load(Ordering::Relaxed))
+}
+
+/// Counts one fork that took `took`, as a moving average that follows the process's size.
+fn count_fork(took: Duration) {
+    let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+    let before = FORK_NANOS.load(Ordering::Relaxed);
+    let next = match before {
+        0 => took,
+        _ => before - before / 4 + took / 4,
+    };
+    FORK_NANOS.store(next, Ordering::Relaxed);
+}
 
 /// Whether this process is a child forked by the `multiprocessing` backend. Its other
 /// threads did not survive the fork: state that they owned (thread pools, worker pools,
@@ -99,6 +122,7 @@ fn fork_with(
     // SAFETY: `getpid` has no preconditions.
     let parent = unsafe { libc::getpid() };
     let (commands_in, commands_out) = command_pipe.unzip();
+    let start = Instant::now();
     // SAFETY: the child runs only `body`, which never returns: it leaves with `_exit`. What
     // it may touch after a fork in a multithreaded process is the backend's documented
     // caveat (tasks run as on a thread of the parent, without the parent's other threads).
@@ -115,6 +139,7 @@ fn fork_with(
             match body(commands_in) {}
         }
         pid => {
+            count_fork(start.elapsed());
             drop((write, commands_in));
             drop(forking);
             drop(body);
@@ -323,10 +348,11 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // An idle server waits for a command: end it at once rather than by end of file,
-        // which a copy of the command pipe in another child would hold back.
+        // which a copy of the command pipe in another child would hold back. Its exit
+        // (taking down its copy of the address space) need not hold up the call.
         if !self.child.reaped {
             self.child.kill();
-            self.child.reap();
+            self.child.reap_later();
         }
     }
 }
@@ -560,20 +586,38 @@ impl Child {
         }
     }
 
+    /// Reaps the killed child on the reaper thread, or here if there is none (in a forked
+    /// child, whose parent's threads did not survive the fork).
+    fn reap_later(&mut self) {
+        if !in_forked_child()
+            && let Some(reaper) = reaper()
+            && reaper.send(self.pid).is_ok()
+        {
+            self.reaped = true;
+            return;
+        }
+        self.reap();
+    }
+
     /// Waits for the child to end and reaps it; its wait status.
     fn reap(&mut self) -> libc::c_int {
         self.reaped = true;
-        loop {
-            let mut status = 0;
-            // SAFETY: `waitpid` on our own child, with a status to fill in.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-            if r == self.pid {
-                return status;
-            }
-            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                // Not our child any more (reaped elsewhere): no status to give.
-                return 0;
-            }
+        wait_for(self.pid)
+    }
+}
+
+/// Waits for unreaped child `pid` to end and reaps it; its wait status.
+fn wait_for(pid: libc::pid_t) -> libc::c_int {
+    loop {
+        let mut status = 0;
+        // SAFETY: `waitpid` on our own child, with a status to fill in.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // Not our child any more (reaped elsewhere): no status to give.
+            return 0;
         }
     }
 }
@@ -666,6 +710,31 @@ impl Reader {
             }
         }
     }
+}
+
+/// A thread that reaps the children sent to it, which must be unreaped children of this
+/// process that have been killed (so each ends soon). `None` if it cannot start.
+fn reaper() -> Option<&'static crossbeam_channel::Sender<libc::pid_t>> {
+    static REAPER: OnceLock<Option<crossbeam_channel::Sender<libc::pid_t>>> = OnceLock::new();
+    REAPER
+        .get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::unbounded::<libc::pid_t>();
+            let spawned = std::thread::Builder::new()
+                .name("parjob-reaper".into())
+                .spawn(move || {
+                    for pid in rx {
+                        wait_for(pid);
+                    }
+                });
+            match spawned {
+                Ok(_) => Some(tx),
+                Err(e) => {
+                    tracing::warn!("parjob: cannot start a thread to reap children: {e}");
+                    None
+                }
+            }
+        })
+        .as_ref()
 }
 
 /// Sends `SIGKILL` to a child that has not been reaped yet (so its pid is still its own).
