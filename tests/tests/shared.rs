@@ -198,3 +198,104 @@ fn worker_memory_stays_flat_over_many_fresh_values() {
         );
     }
 }
+
+/// The path of the file mapped at `addr` in this process, from `/proc/self/maps`: `None` for
+/// anonymous memory.
+fn mapped_file_at(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let (start, end) = (
+            usize::from_str_radix(start, 16).ok()?,
+            usize::from_str_radix(end, 16).ok()?,
+        );
+        if !(start..end).contains(&addr) {
+            return None;
+        }
+        let inode: u64 = fields.nth(3)?.parse().ok()?;
+        (inode != 0).then(|| fields.collect::<Vec<_>>().join(" "))
+    })
+}
+
+/// What a worker sees of a large shared vector: its pid, where the vector's middle lies and
+/// the file mapped there, the sum, and the elements at both ends.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct InPlace {
+    pid: u32,
+    middle: usize,
+    file: Option<String>,
+    sum: f64,
+    ends: (f64, f64),
+}
+
+fn in_place(data: Shared<Vec<f64>>, _: u32) -> InPlace {
+    let middle = data.as_ptr() as usize + data.len() / 2 * size_of::<f64>();
+    InPlace {
+        pid: std::process::id(),
+        middle,
+        file: mapped_file_at(middle),
+        sum: data.iter().sum(),
+        ends: (data[0], data[data.len() - 1]),
+    }
+}
+
+/// For each `(pid, addr)` of this process, the file mapped at `addr` now.
+fn files_at((spots, _): (Vec<(u32, usize)>, u32)) -> Vec<Option<String>> {
+    let me = std::process::id();
+    spots
+        .into_iter()
+        .filter(|&(pid, _)| pid == me)
+        .map(|(_, addr)| mapped_file_at(addr))
+        .collect()
+}
+
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn workers_read_a_large_vector_of_numbers_in_place() {
+    let _serial = serial();
+    // 40 MiB, and an odd length: the vector's first and last pages are copied, the rest
+    // maps the caller's memory file (glibc allocates blocks this large with `mmap`, at the
+    // same offset within a page in every process of the program).
+    let values: Vec<f64> = (0..(5 << 20) + 3).map(|j| (j % 1000) as f64).collect();
+    let sum: f64 = values.iter().sum();
+    let ends = (values[0], values[values.len() - 1]);
+    let data = Shared::new(values);
+    let out = loky()
+        .run((0..4).map(|i| delayed!(in_place(data.clone(), i))))
+        .unwrap();
+    for seen in &out {
+        assert_eq!(seen.sum, sum, "{seen:?}");
+        assert_eq!(seen.ends, ends, "{seen:?}");
+        let file = seen.file.as_deref().unwrap_or_default();
+        assert!(
+            file.contains("parjob-shared"),
+            "the vector's pages in worker {} map {file:?}, not the memory file",
+            seen.pid
+        );
+    }
+    // Once the caller drops it, the workers free the vector, its pages back to their own
+    // memory first: nothing maps the file there any more, and the workers go on.
+    drop(data);
+    assert!(census(8).iter().all(|s| s.kept == 0));
+    let spots: Vec<(u32, usize)> = out.iter().map(|s| (s.pid, s.middle)).collect();
+    let after = loky()
+        .run((0..8).map(|i| Delayed::remote(files_at, (spots.clone(), i))))
+        .unwrap();
+    assert!(
+        after
+            .iter()
+            .flatten()
+            .all(|f| !f.as_deref().unwrap_or_default().contains("parjob-shared")),
+        "{after:?}"
+    );
+    let again = Shared::new(vec![2.0; 1 << 20]);
+    let out = loky()
+        .run((0..4).map(|i| delayed!(look(again.clone(), f64::from(i)))))
+        .unwrap();
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, s)| s.sum == 2.0 * (1 << 20) as f64 * i as f64)
+    );
+}

@@ -82,7 +82,7 @@ fn attach_file(message: &[u8], rank: usize) {
         return tracing::error!("parjob: rank {rank} received a malformed attachment");
     };
     match crate::remote::memfile::Mapping::open(pid, fd, len) {
-        Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
+        Ok(mapping) => crate::remote::attach::keep_mapping(id, mapping),
         // The batch that needs it fails, saying it was not sent.
         Err(e) => tracing::error!("parjob: rank {rank} cannot map attachment {id}: {e}"),
     }

@@ -128,7 +128,7 @@ fn keep_file(parent_pid: u32, id: u64, fd: i32, len: u64) {
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|len| crate::remote::memfile::Mapping::open(parent_pid, fd, len));
     match mapped {
-        Ok(mapping) => crate::remote::attach::keep(id, std::sync::Arc::new(mapping)),
+        Ok(mapping) => crate::remote::attach::keep_mapping(id, mapping),
         // The batches that need it fail with an error that says it was not received.
         Err(e) => eprintln!(
             "parjob: worker {} cannot map a shared value from its parent ({e}){}",

@@ -297,6 +297,8 @@ pub(crate) type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 struct Held {
     bytes: Bytes,
+    /// `bytes` is a shared mapping of a memory file (values may map its pages in place).
+    mapped: bool,
     /// The value decoded from `bytes`, and its type.
     decoded: Option<(TypeId, Arc<dyn Any + Send + Sync>)>,
     /// A value decoded from `bytes` that may borrow from them (a call's captures).
@@ -326,10 +328,21 @@ static RECEIVED: AtomicU64 = AtomicU64::new(0);
 
 /// Keeps an attachment a parent sent; it stays until [`forget`] names it.
 pub(crate) fn keep(id: u64, bytes: Bytes) {
+    keep_bytes(id, bytes, false);
+}
+
+/// As [`keep`], for an attachment in a parent's memory file.
+#[cfg(unix)]
+pub(crate) fn keep_mapping(id: u64, mapping: super::memfile::Mapping) {
+    keep_bytes(id, Arc::new(mapping), true);
+}
+
+fn keep_bytes(id: u64, bytes: Bytes, mapped: bool) {
     RECEIVED.fetch_add(1, Ordering::Relaxed);
     let mut store = store().lock().recover();
     let held = store.entry(id).or_insert_with(|| Held {
         bytes,
+        mapped,
         decoded: None,
         borrowing: None,
         managed: true,
@@ -355,6 +368,7 @@ pub(crate) fn keep_from_batch(attachments: &[Attachment]) {
             a.id,
             Held {
                 bytes: Arc::clone(&a.bytes) as Bytes,
+                mapped: false,
                 decoded: None,
                 borrowing: None,
                 managed: false,
@@ -391,17 +405,18 @@ pub(crate) fn kept() -> (usize, u64) {
 }
 
 /// The value of attachment `id` as a `T`: the live value if this process made it, else the
-/// stored one, decoded with `decode` on first use and kept decoded.
+/// stored one, decoded with `decode` on first use and kept decoded. `decode` is told whether
+/// the bytes lie in a shared mapping of a memory file.
 pub(crate) fn resolve<T: Send + Sync + 'static>(
     id: u64,
-    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    decode: impl FnOnce(&[u8], bool) -> Result<T, String>,
 ) -> Result<Arc<T>, String> {
     if let Some(live) = registered(id) {
         return live
             .downcast::<T>()
             .map_err(|_| format!("shared value {id} has another type here"));
     }
-    let bytes = {
+    let (bytes, mapped) = {
         let mut store = store().lock().recover();
         let Some(held) = store.get_mut(&id) else {
             return Err(format!(
@@ -416,11 +431,11 @@ pub(crate) fn resolve<T: Send + Sync + 'static>(
                     .map_err(|_| format!("shared value {id} has another type here"));
             }
             Some(_) => return Err(format!("shared value {id} has another type here")),
-            None => Arc::clone(&held.bytes),
+            None => (Arc::clone(&held.bytes), held.mapped),
         }
     };
     // Decoded without the lock: the value may hold shared values of its own.
-    let value = Arc::new(decode((*bytes).as_ref())?);
+    let value = Arc::new(decode((*bytes).as_ref(), mapped)?);
     let mut store = store().lock().recover();
     if let Some(held) = store.get_mut(&id) {
         match &held.decoded {

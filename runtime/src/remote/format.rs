@@ -158,11 +158,32 @@ pub(crate) fn encode_value_lent<'v, T: Serialize + 'static>(
     encode_value(value, out).map(|()| None)
 }
 
-/// Decodes what [`encode_value`] made; the rest of `bytes` must be empty.
-pub(crate) fn decode_whole<T: de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T> {
+/// Decodes what [`encode_value`] made; the rest of `bytes` must be empty. When `bytes` lie
+/// in a shared mapping of a memory file (`mapped`), a vector of numbers is read in place
+/// where it can be, and the pages it maps are returned, to be restored before the value is
+/// dropped (see [`Placed`]).
+pub(crate) fn decode_whole_placed<T: de::DeserializeOwned + 'static>(
+    bytes: &[u8],
+    mapped: bool,
+) -> Result<(T, Option<Placed>)> {
     let mut decoder = Decoder { input: bytes };
-    let value = decode_value(&mut decoder)?;
-    whole(value, &decoder)
+    let mut placed = None;
+    let value = match bulk::decode_placed::<T>(&mut decoder, mapped, &mut placed) {
+        Some(value) => value?,
+        None => T::deserialize(&mut decoder)?,
+    };
+    if !decoder.input.is_empty() {
+        // Restored before the value goes.
+        let restored = placed.take().is_none_or(Placed::restore);
+        if !restored {
+            std::mem::forget(value);
+        }
+        return Err(FormatError(format!(
+            "{} bytes left over after the value",
+            decoder.input.len()
+        )));
+    }
+    Ok((value, placed))
 }
 
 fn decode_value<T: de::DeserializeOwned + 'static>(decoder: &mut Decoder<'_>) -> Result<T> {
@@ -173,6 +194,7 @@ fn decode_value<T: de::DeserializeOwned + 'static>(decoder: &mut Decoder<'_>) ->
 }
 
 mod bulk;
+pub(crate) use bulk::{Placed, page_size, placement};
 
 struct Encoder<'a> {
     out: &'a mut Vec<u8>,

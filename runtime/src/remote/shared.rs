@@ -1,6 +1,7 @@
 //! `Shared<T>`: read-only data for many tasks and calls, sent to each worker process once.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
@@ -17,6 +18,12 @@ use super::{Attachment, attach, format};
 /// batch it runs needs it, and keeps it: later batches and later calls that use the same
 /// `Shared` send only its id. Workers drop the value once every handle in the caller is
 /// gone. On `multiprocessing` the forked children see it directly.
+///
+/// A vector of numbers (`Vec<f64>`, `Vec<i32>`, ...) of 1 MiB or more reaches workers on
+/// the caller's host through a memory file, and on Linux a worker's vector maps that file's
+/// pages instead of copying them (where its allocator places the vector as the caller's
+/// does, as glibc's does for blocks that large): all workers read the same memory, as
+/// threads would.
 ///
 /// Use it as a `delayed!` argument, as an item, or inside either, wherever a task's input
 /// implements serde's traits:
@@ -42,11 +49,26 @@ pub struct Shared<T> {
 
 struct Inner<T> {
     id: u64,
-    value: T,
+    /// Dropped by `Drop`, after `placed` is given back.
+    value: ManuallyDrop<T>,
     /// The value's encoding, made the first time a batch needs it.
     encoded: OnceLock<Attachment>,
     /// Made in this process: registered under `id` while it lives.
     registered: bool,
+    /// Pages of the value (a vector of numbers) that map its sender's memory file.
+    placed: Option<format::Placed>,
+}
+
+impl<T> Inner<T> {
+    fn new(id: u64, value: T, registered: bool) -> Self {
+        Inner {
+            id,
+            value: ManuallyDrop::new(value),
+            encoded: OnceLock::new(),
+            registered,
+            placed: None,
+        }
+    }
 }
 
 impl<T> Drop for Inner<T> {
@@ -54,18 +76,21 @@ impl<T> Drop for Inner<T> {
         if self.registered {
             attach::unregister(self.id);
         }
+        // Pages mapped from a file go back to private memory before the vector is freed; if
+        // the system refuses, the vector is never freed (its allocator would reuse pages it
+        // cannot write).
+        let restored = self.placed.take().is_none_or(format::Placed::restore);
+        if restored {
+            // SAFETY: dropped once, here; `value` is not used after.
+            unsafe { ManuallyDrop::drop(&mut self.value) };
+        }
     }
 }
 
 impl<T: Send + Sync + 'static> Shared<T> {
     /// Shares `value`.
     pub fn new(value: T) -> Self {
-        let inner = Arc::new(Inner {
-            id: attach::next_id(),
-            value,
-            encoded: OnceLock::new(),
-            registered: true,
-        });
+        let inner = Arc::new(Inner::new(attach::next_id(), value, true));
         let weak = Arc::downgrade(&inner);
         attach::register(inner.id, weak);
         Shared { inner }
@@ -114,8 +139,18 @@ impl<T: Send + Sync + 'static> From<T> for Shared<T> {
 
 impl<T: fmt::Debug> fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner.value, f)
+        fmt::Debug::fmt(&*self.inner.value, f)
     }
+}
+
+/// Bytes of the padding length at the start of a shared value's encoding.
+const PAD_LEN: usize = 4;
+
+/// A shared value's encoding without its padding; `None` if it is too short for it.
+fn unpad(bytes: &[u8]) -> Option<&[u8]> {
+    let len = bytes.get(..PAD_LEN)?;
+    let pad = u32::from_le_bytes(len.try_into().ok()?) as usize;
+    bytes.get(PAD_LEN.checked_add(pad)?..)
 }
 
 impl<T: Serialize + 'static> Shared<T> {
@@ -126,12 +161,27 @@ impl<T: Serialize + 'static> Shared<T> {
             return Ok(attachment.clone());
         }
         let mut head = Vec::new();
-        let lent = format::encode_value_lent(&self.inner.value, &mut head, format::LEND_FROM)
+        let lent = format::encode_value_lent(&*self.inner.value, &mut head, format::LEND_FROM)
             .map_err(|e| e.to_string())?;
         let id = self.inner.id;
+        // The encoding starts with a number of padding bytes, which put a large vector's
+        // numbers at the offset within a page where this program's allocator puts such a
+        // vector: a worker (the same program) can then map them in place.
+        let pad = match lent {
+            Some(block) => {
+                let page = format::page_size();
+                let at = (PAD_LEN + head.len()) % page;
+                (format::placement(block.len()) + page - at) % page
+            }
+            None => 0,
+        };
+        let mut prefixed = Vec::with_capacity(PAD_LEN + pad + head.len());
+        prefixed.extend_from_slice(&(pad as u32).to_le_bytes());
+        prefixed.resize(PAD_LEN + pad, 0);
+        prefixed.extend_from_slice(&head);
         let attachment = match lent {
-            Some(block) => Attachment::from_pieces(id, &[&head, block]),
-            None => Attachment::new(id, Arc::new(head)),
+            Some(block) => Attachment::from_pieces(id, &[&prefixed, block]),
+            None => Attachment::new(id, Arc::new(prefixed)),
         };
         Ok(self.inner.encoded.get_or_init(|| attachment).clone())
     }
@@ -153,7 +203,7 @@ impl<T: Serialize + 'static> Serialize for Shared<T> {
         if let Some(e) = failed {
             return Err(S::Error::custom(e));
         }
-        let inline = (!attached).then_some(&self.inner.value);
+        let inline = (!attached).then_some(&*self.inner.value);
         (self.inner.id, inline).serialize(serializer)
     }
 }
@@ -166,22 +216,17 @@ where
         let (id, inline): (u64, Option<T>) = Deserialize::deserialize(deserializer)?;
         if let Some(value) = inline {
             return Ok(Shared {
-                inner: Arc::new(Inner {
-                    id,
-                    value,
-                    encoded: OnceLock::new(),
-                    registered: false,
-                }),
+                inner: Arc::new(Inner::new(id, value, false)),
             });
         }
-        let inner = attach::resolve::<Inner<T>>(id, |bytes| {
-            let value = format::decode_whole::<T>(bytes).map_err(|e| e.to_string())?;
-            Ok(Inner {
-                id,
-                value,
-                encoded: OnceLock::new(),
-                registered: false,
-            })
+        let inner = attach::resolve::<Inner<T>>(id, |bytes, mapped| {
+            let value =
+                unpad(bytes).ok_or_else(|| format!("shared value {id}: a truncated encoding"))?;
+            let (value, placed) =
+                format::decode_whole_placed::<T>(value, mapped).map_err(|e| e.to_string())?;
+            let mut inner = Inner::new(id, value, false);
+            inner.placed = placed;
+            Ok(inner)
         })
         .map_err(D::Error::custom)?;
         Ok(Shared { inner })
