@@ -55,7 +55,8 @@ struct Inner<T> {
     encoded: OnceLock<Attachment>,
     /// Made in this process: registered under `id` while it lives.
     registered: bool,
-    /// Pages of the value (a vector of numbers) that map its sender's memory file.
+    /// Pages of the value (a vector of numbers) that map its sender's memory file, read
+    /// only: nothing may ever write the value (no `&mut` to it leaves this type).
     placed: Option<format::Placed>,
 }
 

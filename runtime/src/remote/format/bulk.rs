@@ -47,29 +47,11 @@ pub(super) fn as_bytes<T: 'static>(value: &T) -> Option<(usize, &[u8])> {
     None
 }
 
-fn read<N: Number>(decoder: &mut Decoder<'_>) -> Result<Vec<N>> {
-    let len = decoder.count()?;
-    let bytes =
-        decoder
-            .take(len.checked_mul(size_of::<N>()).ok_or_else(|| {
-                super::FormatError(format!("{len} numbers do not fit in memory"))
-            })?)?;
-    let mut out = Vec::<N>::with_capacity(len);
-    // SAFETY: the vector has room for `len` values of `N`, which are `len * size_of::<N>()`
-    // bytes, exactly `bytes`; any bit pattern is a valid `N` (`Number`), and the bytes are
-    // little-endian, as the machine is (checked by the caller).
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), bytes.len());
-        out.set_len(len);
-    }
-    Ok(out)
-}
-
-/// As [`read`], but where the bytes lie in a shared mapping of a memory file at the same
-/// offset within a page as the vector's memory, the vector's whole pages become a second
-/// mapping of the file's pages instead of a copy (Linux): every process that reads the value
-/// reads the same memory. `placed` then says which pages, to be given back with
-/// [`Placed::restore`] before the vector is dropped.
+/// Reads a vector of numbers: its count, then its memory. Where the bytes lie in a shared
+/// mapping of a memory file (`mapped`) at the same offset within a page as the vector's
+/// memory, the vector's whole pages become a second mapping of the file's pages instead of
+/// a copy (Linux): every process that reads the value reads the same memory. `placed` then
+/// says which pages, to be given back with [`Placed::restore`] before the vector is dropped.
 fn read_placed<N: Number>(
     decoder: &mut Decoder<'_>,
     mapped: bool,
@@ -109,7 +91,7 @@ fn read_placed<N: Number>(
                 }
             }
         }
-        // SAFETY: as in `read`.
+        // SAFETY: the vector has room for `len` values of `N`, which are `bytes.len()` bytes.
         None => unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), dest, bytes.len());
         },
@@ -221,8 +203,9 @@ impl Placed {
     }
 }
 
-/// Decodes a `T` that is a vector of numbers, as [`decode`], reading the numbers in place
-/// where they lie in a shared mapping (`mapped`) and the pages line up (see [`read_placed`]).
+/// Decodes a `T` that is a vector of numbers (`None` for any other type), reading the
+/// numbers in place where they lie in a shared mapping (`mapped`) and the pages line up
+/// (see [`read_placed`]).
 pub(super) fn decode_placed<T: 'static>(
     decoder: &mut Decoder<'_>,
     mapped: bool,
@@ -287,23 +270,7 @@ pub(super) fn slice_bytes<T: 'static>(values: &[T]) -> Option<&[u8]> {
 
 /// Decodes a `T` that is a vector of numbers; `None` for any other type.
 pub(super) fn decode<T: 'static>(decoder: &mut Decoder<'_>) -> Option<Result<T>> {
-    if cfg!(target_endian = "big") {
-        return None;
-    }
-    let id = TypeId::of::<T>();
-    macro_rules! try_types {
-        ($($t:ty),*) => {$(
-            if id == TypeId::of::<Vec<$t>>() {
-                return Some(read::<$t>(decoder).map(|v| {
-                    let boxed: Box<dyn Any> = Box::new(v);
-                    // The type ids are equal: the downcast cannot fail.
-                    *boxed.downcast::<T>().unwrap_or_else(|_| unreachable!("same type id"))
-                }));
-            }
-        )*};
-    }
-    try_types!(f64, f32, i64, u64, i32, u32, i16, u16, i8, u8);
-    None
+    decode_placed(decoder, false, &mut None)
 }
 
 #[cfg(all(test, target_os = "linux"))]
