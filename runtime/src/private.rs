@@ -35,6 +35,12 @@ pub fn kept_shared() -> (usize, u64) {
     crate::remote::attach::kept()
 }
 
+/// Whether this build maps a large `Shared` vector of numbers in place in a worker (where
+/// the pages line up) rather than copying it: what tests expect of a worker.
+pub fn maps_shared_vectors() -> bool {
+    cfg!(target_os = "linux")
+}
+
 /// A backend name the macro already checked against the built-in ones.
 pub fn builtin(name: &'static str) -> BackendSpec {
     crate::registry::registered(name)

@@ -104,6 +104,8 @@ fn read_placed<N: Number>(
 
 /// Whole pages of a decoded vector that map a memory file's pages (see [`read_placed`]).
 #[derive(Debug)]
+// Only Linux makes one (see `map`).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct Placed {
     at: usize,
     len: usize,
