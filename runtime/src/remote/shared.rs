@@ -21,9 +21,9 @@ use super::{Attachment, attach, format};
 ///
 /// A vector of numbers (`Vec<f64>`, `Vec<i32>`, ...) of 1 MiB or more reaches workers on
 /// the caller's host through a memory file, and on Linux a worker's vector maps that file's
-/// pages instead of copying them (where its allocator places the vector as the caller's
-/// does, as glibc's does for blocks that large): all workers read the same memory, as
-/// threads would.
+/// pages instead of copying them where its allocator places the vector at the offset within
+/// a page that the caller's does (glibc does for vectors of more than 32 MiB): all workers
+/// then read the same memory, as threads would.
 ///
 /// Use it as a `delayed!` argument, as an item, or inside either, wherever a task's input
 /// implements serde's traits:
