@@ -256,42 +256,44 @@ fn workers_read_a_large_vector_of_numbers_in_place() {
     let _serial = serial();
     // Where the runtime cannot map it (built as for another Unix), each worker copies it.
     let maps = parjob::__private::maps_shared_vectors();
-    // 40 MiB, and an odd length: the vector's first and last pages are copied, the rest
-    // maps the caller's memory file (glibc allocates blocks this large with `mmap`, at the
-    // same offset within a page in every process of the program).
-    let values: Vec<f64> = (0..(5 << 20) + 3).map(|j| (j % 1000) as f64).collect();
-    let sum: f64 = values.iter().sum();
-    let ends = (values[0], values[values.len() - 1]);
-    let data = Shared::new(values);
-    let out = loky()
-        .run((0..4).map(|i| delayed!(in_place(data.clone(), i))))
-        .unwrap();
-    for seen in &out {
-        assert_eq!(seen.sum, sum, "{seen:?}");
-        assert_eq!(seen.ends, ends, "{seen:?}");
-        let file = seen.file.as_deref().unwrap_or_default();
-        assert_eq!(
-            file.contains("parjob-shared"),
-            maps,
-            "the vector's pages in worker {} map {file:?}",
-            seen.pid
+    // 3 MiB and 40 MiB, odd lengths: the vector's first and last pages are copied, the rest
+    // maps the caller's memory file (the worker's vector gets room for 32 MiB at least,
+    // which glibc maps on its own, at the same offset within a page in every process).
+    for len in [(3 << 17) + 3, (5 << 20) + 3] {
+        let values: Vec<f64> = (0..len).map(|j| (j % 1000) as f64).collect();
+        let sum: f64 = values.iter().sum();
+        let ends = (values[0], values[len - 1]);
+        let data = Shared::new(values);
+        let out = loky()
+            .run((0..4).map(|i| delayed!(in_place(data.clone(), i))))
+            .unwrap();
+        for seen in &out {
+            assert_eq!(seen.sum, sum, "{len}: {seen:?}");
+            assert_eq!(seen.ends, ends, "{len}: {seen:?}");
+            let file = seen.file.as_deref().unwrap_or_default();
+            assert_eq!(
+                file.contains("parjob-shared"),
+                maps,
+                "{len} values: the vector's pages in worker {} map {file:?}",
+                seen.pid
+            );
+        }
+        // Once the caller drops it, the workers free the vector, its pages back to their
+        // own memory first: nothing maps the file there any more, and the workers go on.
+        drop(data);
+        assert!(census(8).iter().all(|s| s.kept == 0));
+        let spots: Vec<(u32, usize)> = out.iter().map(|s| (s.pid, s.middle)).collect();
+        let after = loky()
+            .run((0..8).map(|i| Delayed::remote(files_at, (spots.clone(), i))))
+            .unwrap();
+        assert!(
+            after
+                .iter()
+                .flatten()
+                .all(|f| !f.as_deref().unwrap_or_default().contains("parjob-shared")),
+            "{after:?}"
         );
     }
-    // Once the caller drops it, the workers free the vector, its pages back to their own
-    // memory first: nothing maps the file there any more, and the workers go on.
-    drop(data);
-    assert!(census(8).iter().all(|s| s.kept == 0));
-    let spots: Vec<(u32, usize)> = out.iter().map(|s| (s.pid, s.middle)).collect();
-    let after = loky()
-        .run((0..8).map(|i| Delayed::remote(files_at, (spots.clone(), i))))
-        .unwrap();
-    assert!(
-        after
-            .iter()
-            .flatten()
-            .all(|f| !f.as_deref().unwrap_or_default().contains("parjob-shared")),
-        "{after:?}"
-    );
     let again = Shared::new(vec![2.0; 1 << 20]);
     let out = loky()
         .run((0..4).map(|i| delayed!(look(again.clone(), f64::from(i)))))

@@ -22,8 +22,8 @@ use super::{Attachment, attach, format};
 /// A vector of numbers (`Vec<f64>`, `Vec<i32>`, ...) of 1 MiB or more reaches workers on
 /// the caller's host through a memory file, and on Linux a worker's vector maps that file's
 /// pages instead of copying them where its allocator places the vector at the offset within
-/// a page that the caller's does (glibc does for vectors of more than 32 MiB): all workers
-/// then read the same memory, as threads would.
+/// a page that the caller's does (glibc's does: the vector gets room for 32 MiB at least,
+/// which it maps on its own): all workers then read the same memory, as threads would.
 ///
 /// Use it as a `delayed!` argument, as an item, or inside either, wherever a task's input
 /// implements serde's traits:

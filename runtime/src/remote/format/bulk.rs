@@ -63,7 +63,13 @@ fn read_placed<N: Number>(
             .take(len.checked_mul(size_of::<N>()).ok_or_else(|| {
                 super::FormatError(format!("{len} numbers do not fit in memory"))
             })?)?;
-    let mut out = Vec::<N>::with_capacity(len);
+    let mut out = if mapped && bytes.len() >= PLACE_FROM {
+        // Room for `PLACE_ROOM` at least, as `placement` assumes: the room past the values
+        // is never touched, so it takes no memory.
+        Vec::<N>::with_capacity(len.max(PLACE_ROOM / size_of::<N>()))
+    } else {
+        Vec::<N>::with_capacity(len)
+    };
     let dest = out.as_mut_ptr().cast::<u8>();
     let whole = if mapped {
         Placed::pages(bytes, dest)
@@ -113,6 +119,12 @@ pub(crate) struct Placed {
 
 /// Vectors smaller than this are copied: a mapping of their own is not worth it.
 const PLACE_FROM: usize = 1 << 20;
+
+/// A vector read in place gets room for at least this many bytes: allocators place blocks
+/// this large on their own, at the same offset within a page every time (glibc maps them
+/// from 32 MiB, also in workers, which fix its threshold there), so that the caller can
+/// predict where a worker's vector will start.
+const PLACE_ROOM: usize = 32 << 20;
 
 /// The system's page size.
 pub(crate) fn page_size() -> usize {
@@ -233,11 +245,12 @@ pub(super) fn decode_placed<T: 'static>(
 }
 
 /// Where in memory a large vector of `bytes` bytes starts within a page, as this process's
-/// allocator places it: an encoding that puts the numbers at that offset lets a process of
-/// the same program map them in place (see [`read_placed`]).
+/// allocator places it (with room for [`PLACE_ROOM`] at least, as [`read_placed`] makes
+/// it): an encoding that puts the numbers at that offset lets a process of the same
+/// program map them in place.
 pub(crate) fn placement(bytes: usize) -> usize {
     let page = page_size();
-    let Ok(layout) = std::alloc::Layout::from_size_align(bytes.max(1), 8) else {
+    let Ok(layout) = std::alloc::Layout::from_size_align(bytes.max(PLACE_ROOM), 8) else {
         return 0;
     };
     // SAFETY: a non-zero size; the block is freed at once, never touched.
@@ -317,7 +330,7 @@ mod tests {
 
     #[test]
     fn numbers_where_the_vector_would_be_are_mapped_and_given_back() {
-        let values: Vec<f64> = (0..(5 << 20) + 5).map(|i| i as f64).collect();
+        let values: Vec<f64> = (0..(3 << 17) + 5).map(|i| i as f64).collect();
         // Where this allocator puts a vector that large, within a page.
         let at = placement(values.len() * 8);
         let (mut v, placed) =
@@ -333,7 +346,7 @@ mod tests {
 
     #[test]
     fn numbers_elsewhere_are_copied() {
-        let values: Vec<f64> = (0..(5 << 20) + 5).map(|i| i as f64).collect();
+        let values: Vec<f64> = (0..(3 << 17) + 5).map(|i| i as f64).collect();
         let at = (placement(values.len() * 8) + 8) % page_size();
         let map = mapped(&values, at);
         let (v, placed) = decode_whole_placed::<Vec<f64>>(encoding(map), true).unwrap();
