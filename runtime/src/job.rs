@@ -643,15 +643,24 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(30));
     }
 
-    #[test]
-    fn a_child_parked_meanwhile_goes_to_the_waiting_batch() {
+    /// A session with one busy child, and a thread running `wait` on it, which has had
+    /// time to start waiting.
+    fn waiting<T: Send + 'static>(
+        wait: impl FnOnce(&ForkSession) -> T + Send + 'static,
+    ) -> (Arc<ForkSession>, std::thread::JoinHandle<T>) {
         let s = Arc::new(session());
         assert!(s.take(Duration::ZERO).is_none()); // one busy child
         let waiter = {
             let s = Arc::clone(&s);
-            std::thread::spawn(move || s.take(Duration::from_secs(30)))
+            std::thread::spawn(move || wait(&s))
         };
         std::thread::sleep(Duration::from_millis(20));
+        (s, waiter)
+    }
+
+    #[test]
+    fn a_child_parked_meanwhile_goes_to_the_waiting_batch() {
+        let (s, waiter) = waiting(|s| s.take(Duration::from_secs(30)));
         s.park(Box::new(1u8));
         let got = waiter
             .join()
@@ -662,16 +671,10 @@ mod tests {
 
     #[test]
     fn a_retired_child_sends_the_waiting_batch_to_fork() {
-        let s = Arc::new(session());
-        assert!(s.take(Duration::ZERO).is_none()); // one busy child
-        let waiter = {
-            let s = Arc::clone(&s);
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                (s.take(Duration::from_secs(30)).is_none(), start.elapsed())
-            })
-        };
-        std::thread::sleep(Duration::from_millis(20));
+        let (s, waiter) = waiting(|s| {
+            let start = Instant::now();
+            (s.take(Duration::from_secs(30)).is_none(), start.elapsed())
+        });
         s.retire();
         let (forks, waited) = waiter.join().unwrap();
         assert!(forks);
