@@ -225,8 +225,10 @@ pub fn parallel_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 /// hands them to the body as one argument, encodes them once when the call starts, and each
 /// worker decodes them once. In the worker a captured variable has the type it has in the
 /// caller: a `&[f32]`, `&str` or `&T` is rebuilt from its owned form (`Vec<f32>`, `String`,
-/// `T`); vectors and slices of numbers travel as one block of memory. Wrap data that many
-/// calls use in [`parjob::Shared`](https://docs.rs/parjob/latest/parjob/struct.Shared.html):
+/// `T`); vectors and slices of numbers travel as one block of memory. Large captures (1 MiB
+/// or more) stay with the workers for 2 seconds after the call, and a next call whose
+/// captures are the same bytes reuses them (the caller compares them in full). Wrap data
+/// that many calls use in [`parjob::Shared`](https://docs.rs/parjob/latest/parjob/struct.Shared.html):
 /// workers keep it across calls.
 ///
 /// The rule that finds the captures: a name in `EXPR` or `COND` is a capture when it is a

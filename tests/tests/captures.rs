@@ -83,6 +83,86 @@ fn captures_reach_a_worker_once_per_call() {
     assert!(after.iter().all(|k| k.0 == 0), "{after:?}");
 }
 
+/// Where a task ran, how many attachments that worker was sent in all, and what it read.
+fn sum_seen(data: &[f64], i: u32) -> (u32, u64, f64) {
+    let received = parjob::__private::kept_shared().1;
+    let sum: f64 = data.iter().sum();
+    (std::process::id(), received, sum + f64::from(i))
+}
+
+fn sums(data: &[f64]) -> Vec<(u32, u64, f64)> {
+    parallel!("loky", n_jobs = 2, batch_size = 1; sum_seen(data, i) for i in 0..8u32).unwrap()
+}
+
+#[test]
+fn back_to_back_calls_over_the_same_large_captures_send_them_once() {
+    let _serial = serial();
+    // 2 MiB: large captures, which travel as a memory file.
+    let mut data: Vec<f64> = (0..262_144).map(|i| f64::from(i % 1000)).collect();
+    let check = |out: &[(u32, u64, f64)], data: &[f64]| {
+        let sum: f64 = data.iter().sum();
+        for (i, &(_, _, seen)) in out.iter().enumerate() {
+            assert_eq!(seen, sum + i as f64);
+        }
+    };
+    let first = sums(&data);
+    check(&first, &data);
+    let received_after = |out: &[(u32, u64, f64)]| {
+        let mut by_pid = std::collections::HashMap::new();
+        for &(pid, received, _) in out {
+            let r = by_pid.entry(pid).or_insert(0);
+            *r = received.max(*r);
+        }
+        by_pid
+    };
+    let before = received_after(&first);
+    // The same values again: workers that have them get nothing new.
+    let second = sums(&data);
+    check(&second, &data);
+    let mut reused = 0;
+    for &(pid, received, _) in &second {
+        if let Some(&had) = before.get(&pid) {
+            assert_eq!(received, had, "worker {pid} was sent the captures again");
+            reused += 1;
+        }
+    }
+    assert!(
+        reused > 0,
+        "no task of the second call ran in a worker of the first"
+    );
+    // Changed in place, even by one value: sent again, and read as they are now.
+    let last = data.len() - 1;
+    data[last] += 1.0;
+    let third = sums(&data);
+    check(&third, &data);
+    for &(pid, received, _) in &third {
+        if let Some(&had) = before.get(&pid) {
+            assert!(received > had, "worker {pid} was not sent the new captures");
+        }
+    }
+    // Unused for a while, they are let go of: by the caller, and by idle workers.
+    let census = || {
+        Parallel::new()
+            .backend("loky")
+            .n_jobs(2)
+            .batch_size(1)
+            .run((0..8u32).map(|i| parjob::Delayed::remote(kept, i)))
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let held = census();
+        if held.iter().all(|k| k.0 == 0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "workers still hold the captures: {held:?}"
+        );
+    }
+}
+
 #[test]
 fn conditions_and_nested_closures_see_the_captures() {
     let _serial = serial();

@@ -7,7 +7,8 @@
 //! encoded once per call, decoded once per worker into an owned form (a `&[f32]` becomes a
 //! `Vec<f32>`, a `&str` a `String`, a `&T` a `T`), and seen again, in the worker, as a value of
 //! the caller's type borrowing from that owned form. The encoded captures travel as an
-//! attachment of the call (see [`attach`](super::attach)): once per worker and call.
+//! attachment of the call (see [`attach`](super::attach)): once per worker and call, or
+//! once for back-to-back calls over the same large captures (see [`recent`](super::recent)).
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;

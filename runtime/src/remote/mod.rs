@@ -23,6 +23,7 @@ mod held;
 #[cfg(unix)]
 pub(crate) mod memfile;
 pub(crate) mod probe;
+mod recent;
 mod shared;
 
 use std::cell::Cell;

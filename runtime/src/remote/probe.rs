@@ -125,7 +125,7 @@ struct CallCaptures {
     attachment: Attachment,
     /// The `Shared` values inside the captures, each its own attachment.
     shared: Vec<Attachment>,
-    _alive: Arc<attach::Hold>,
+    _alive: Arc<super::recent::InUse>,
 }
 
 impl<I, R> Clone for RemoteMap<I, R> {
@@ -264,10 +264,10 @@ impl<I: Transferable, R: Transferable> RemoteMap<I, R> {
             return Ok(None);
         }
         let (pieces, shared) = attach::collect(|| K::encode(captures));
-        let id = attach::next_id();
-        // Written once: into a memory file that workers map when large, else one buffer.
-        let attachment = Attachment::from_pieces(id, &pieces?.slices());
-        let alive = Arc::new(attach::hold(id));
+        // The same captures as a recent call's reuse its attachment: workers have it.
+        let kind = std::any::type_name::<(C, K)>();
+        let (attachment, alive) = super::recent::captures(kind, &pieces?.slices());
+        let alive = Arc::new(alive);
         Ok(Some(RemoteMap {
             form: RemoteForm::new(entries, callee),
             captures: Some(CallCaptures {
