@@ -310,6 +310,98 @@ fn a_dying_child_is_worker_died_naming_how_and_leaves_no_zombie() {
     assert_no_zombies_soon();
 }
 
+fn dies_at_37(x: u32) -> u32 {
+    if x == 37 {
+        // SAFETY: raising a signal on our own process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    x
+}
+
+#[test]
+fn a_child_that_dies_in_the_tasks_it_took_fails_the_call_there() {
+    // Children size their own ranges here: the error names the first task of the range
+    // the child had taken, which holds task 37.
+    let err =
+        parallel!("multiprocessing", n_jobs = 2; dies_at_37(x) for x in 0..100u32).unwrap_err();
+    match err {
+        Error::WorkerDied {
+            index: Some(index),
+            detail,
+        } => {
+            assert!(index <= 37, "{index}: {detail}");
+            assert!(detail.contains("SIGKILL"), "{detail}");
+        }
+        other => panic!("expected WorkerDied at a task, got {other:?}"),
+    }
+    // With ranges of one task, the very task.
+    let err = parallel!("multiprocessing", n_jobs = 2, batch_size = 1;
+        dies_at_37(x) for x in 30..40u32)
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::WorkerDied { index: Some(7), .. }),
+        "{err:?}"
+    );
+    assert_no_zombies_soon();
+}
+
+fn sleeps_or_panics(dir: &std::path::Path, x: u32) -> u32 {
+    if x == 0 {
+        std::fs::write(dir.join("sleeper"), std::process::id().to_string()).unwrap();
+        std::thread::sleep(Duration::from_secs(30));
+    } else {
+        std::thread::sleep(Duration::from_millis(100));
+        panic!("task {x} gives up");
+    }
+    x
+}
+
+#[test]
+fn the_first_failure_ends_the_call_and_the_children_still_running() {
+    let dir = std::env::temp_dir().join(format!("parjob-sleeper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.as_path();
+    let started = Instant::now();
+    let err = parallel!("multiprocessing", n_jobs = 2, batch_size = 1;
+        sleeps_or_panics(path, x) for x in 0..2u32)
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::TaskPanicked { index: 1, .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the call waited for the sleeping task: {:?}",
+        started.elapsed()
+    );
+    // The child running the other task is gone too, and reaped.
+    let sleeper: u32 = std::fs::read_to_string(path.join("sleeper"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{sleeper}")).exists() {
+        assert!(Instant::now() < deadline, "child {sleeper} still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn many_short_tasks_fork_at_most_one_child_per_worker() {
+    let out = parallel!("multiprocessing", n_jobs = 2; (x, pid(0)) for x in 0..20_000u32).unwrap();
+    assert!(out.iter().enumerate().all(|(i, r)| r.0 as usize == i));
+    let mut pids: Vec<u32> = out.iter().map(|r| r.1).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert!(
+        (1..=2).contains(&pids.len()),
+        "{} children for one call",
+        pids.len()
+    );
+    assert!(!pids.contains(&std::process::id()));
+}
+
 fn sleeps(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms

@@ -25,15 +25,20 @@ use crate::sync::Recover;
 ///
 /// When the input's length is known (a `Vec`, a slice, a range, or adapters that keep the
 /// length; up to 256 MiB of items) and the tasks are a `parallel!` comprehension, the call
-/// pulls its whole input first and forks at most one child per worker, which runs batch
-/// after batch of the call, told only which tasks to run. A batch that finds every child of
-/// the call busy waits for one to be free as long as a fork of this process takes lately,
-/// then forks a new one: a call of a few tiny tasks forks once, and the second worker of
-/// a call of long tasks starts that much later. The children are killed when the call
-/// returns, and reaped right after by a thread of the backend. Otherwise (an input of
-/// unknown length, `delayed!` tasks) each batch gets a child of its own, forked when the
-/// batch is made, and the call's `pre_dispatch` bounds how much of the input is pulled
-/// ahead.
+/// pulls its whole input first and forks at most one child per worker. A call that
+/// collects its results (no timeout, not keeping going) forks them from the calling
+/// thread, and the children take ranges of task indices themselves from a counter in
+/// memory they share with the caller, run them and send back their results, until none is
+/// left: ranges start at one task and grow while they take under 5 ms (`batch_size` fixes
+/// them), and the caller forks another child, up to `n_jobs`, whenever tasks stay untaken
+/// as long as a fork of this process takes lately. A call of a few tiny tasks forks once;
+/// the second child of a call of long tasks starts a fork's time later. Streams, calls
+/// with a timeout and calls that keep going feed their children batch after batch, told
+/// only which tasks to run (a batch that finds every child busy waits for one as long as
+/// a fork takes, then forks). The children are killed when the call returns, and reaped
+/// right after by a thread of the backend. Otherwise (an input of unknown length,
+/// `delayed!` tasks) each batch gets a child of its own, forked when the batch is made,
+/// and the call's `pre_dispatch` bounds how much of the input is pulled ahead.
 ///
 /// A task that panics fails the call with [`Error::TaskPanicked`]; a child that dies fails
 /// it with [`Error::WorkerDied`] naming the signal or exit code. The first failure or a
@@ -59,8 +64,8 @@ use crate::sync::Recover;
 ///   printed without a newline may be lost.
 ///
 /// A child costs a fork, a few hundred microseconds for a small process and more for a
-/// large one (and its first reads of the caller's memory fault pages in), so batches aim
-/// at 50 ms. Prefer `loky` (worker processes reused across calls) for anything long-lived;
+/// large one (and its first reads of the caller's memory fault pages in), so batches fed
+/// to children aim at 50 ms. Prefer `loky` (worker processes reused across calls) for anything long-lived;
 /// `multiprocessing` is for tasks that need the caller's state without serialising it.
 ///
 /// # Examples

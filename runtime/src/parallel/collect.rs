@@ -22,6 +22,7 @@ where
 {
     // Batches that come back with their results, by sequence number until their turn.
     let mut pending: BTreeMap<u64, Vec<A::Out>> = BTreeMap::new();
+    d.collect_all();
     let mut next = 0u64;
     let in_place = d.writes_in_place();
     let capacity = d.exact_len().unwrap_or(0);

@@ -78,6 +78,17 @@ struct Session<R> {
     len: usize,
 }
 
+/// The children of a call that take its tasks themselves (see `process::crew`), and the
+/// ranges that came back before their turn, by first task.
+#[cfg(unix)]
+struct CrewRun<R> {
+    crew: crate::process::crew::Crew,
+    decode: fn(&[u8]) -> crate::remote::probe::Outcome<R>,
+    early: BTreeMap<usize, (usize, Vec<R>)>,
+    /// The first task of the next range to give the consumer.
+    next_first: usize,
+}
+
 /// Drives one call with workers (effective `n_jobs` ≥ 2).
 pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     input: It,
@@ -109,6 +120,13 @@ pub(crate) struct Dispatcher<'a, It: Iterator, A: Remote<It::Item>, H> {
     fork_nested: Option<Arc<crate::scope::Frame>>,
     /// Every task of the call, for children forked once per worker (see `open_session`).
     session: Option<Session<A::Out>>,
+    /// The session's children, when they take its tasks themselves (see `start_crew`).
+    #[cfg(unix)]
+    crew: Option<CrewRun<A::Out>>,
+    /// The consumer takes every result as it comes (a call collecting into a `Vec`), so
+    /// work may run ahead of it without bound; a stream's consumer may not.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    collects: bool,
     _borrows: PhantomData<&'a A>,
 }
 
@@ -182,6 +200,9 @@ where
             dest: None,
             fork_nested: None,
             session: None,
+            #[cfg(unix)]
+            crew: None,
+            collects: false,
             _borrows: PhantomData,
         })
     }
@@ -200,6 +221,11 @@ where
         self.dest = Some(Dest(buf));
     }
 
+    /// Says that the consumer takes every result as it comes (see [`Dispatcher::collects`]).
+    pub(crate) fn collect_all(&mut self) {
+        self.collects = true;
+    }
+
     /// Whether batches write into an output buffer (see `write_into`).
     pub(crate) fn writes_in_place(&self) -> bool {
         self.dest.is_some()
@@ -215,6 +241,12 @@ where
     pub(crate) fn fill(&mut self, held: usize) {
         if self.pulled == 0 && !self.input_done {
             self.open_session();
+            #[cfg(unix)]
+            self.start_crew();
+        }
+        #[cfg(unix)]
+        if self.crew.is_some() {
+            return;
         }
         if self.session.is_some() {
             return self.fill_ranges(held);
@@ -310,6 +342,107 @@ where
             codec,
             len,
         });
+    }
+
+    /// On the `multiprocessing` backend, for a call without a timeout that fails fast: forks
+    /// the session's children from this thread and lets them take its tasks themselves (see
+    /// `process::crew`), instead of sending each batch to a thread of the backend that
+    /// forks a child or tells one which tasks to run. Nothing crosses threads then, which
+    /// is most of what a small call costs. A call with a timeout needs each task's start,
+    /// one that keeps going needs its batches' own failures, and a stream's consumer
+    /// bounds the batches ahead of it: those go batch by batch.
+    #[cfg(unix)]
+    fn start_crew(&mut self) {
+        let Some(session) = &self.session else { return };
+        if self.plan.timeout.is_some() || self.plan.keep_going || !self.collects {
+            return;
+        }
+        let backend: &dyn std::any::Any = &*self.plan.backend;
+        if !backend.is::<crate::backend::Multiprocessing>() {
+            return;
+        }
+        let fixed = match self.plan.batch {
+            super::batch::BatchSize::Fixed(n) => Some(n),
+            super::batch::BatchSize::Auto => None,
+        };
+        let (tasks, len, decode) = (
+            Arc::clone(&session.tasks),
+            session.len,
+            session.codec.decoder(),
+        );
+        let inner = self.fork_inner();
+        self.announce(false);
+        match crate::process::crew::Crew::start(tasks, len, fixed, self.plan.workers, inner) {
+            Ok(crew) => {
+                self.pulled = len;
+                self.crew = Some(CrewRun {
+                    crew,
+                    decode,
+                    early: BTreeMap::new(),
+                    next_first: 0,
+                });
+            }
+            // Batch by batch instead, where a failed fork fails its batch.
+            Err(e) => tracing::debug!("parjob: the children of a call cannot start: {e}"),
+        }
+    }
+
+    /// The next range the crew ran, in input order (see `start_crew`).
+    #[cfg(unix)]
+    fn next_from_crew(&mut self) -> Result<Option<Batch<A::Out>>, Error> {
+        loop {
+            let Some(run) = self.crew.as_mut() else {
+                return Ok(None);
+            };
+            if let Some((len, results)) = run.early.remove(&run.next_first) {
+                let first = run.next_first;
+                run.next_first += len;
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                if let Some(r) = &mut self.reporter {
+                    r.advance(len);
+                }
+                return Ok(Some(Batch {
+                    seq,
+                    first,
+                    len,
+                    results,
+                }));
+            }
+            let error = match run.crew.next() {
+                Ok(Some(ran)) => match (run.decode)(&ran.outcome) {
+                    Ok(Ok(results)) if results.len() == ran.len => {
+                        run.early.insert(ran.first, (ran.len, results));
+                        continue;
+                    }
+                    Ok(Ok(results)) => Error::Transport {
+                        index: Some(ran.first),
+                        message: format!(
+                            "a child sent {} results for {} tasks",
+                            results.len(),
+                            ran.len
+                        ),
+                    },
+                    Ok(Err(failure)) => {
+                        let index = ran.first + failure.index;
+                        failure.into_error(index)
+                    }
+                    Err(message) => Error::Transport {
+                        index: Some(ran.first),
+                        message,
+                    },
+                },
+                Ok(None) if run.early.is_empty() => return Ok(None),
+                Ok(None) => Error::Transport {
+                    index: Some(run.next_first),
+                    message: "the children sent back ranges that leave a gap".into(),
+                },
+                Err(error) => error,
+            };
+            // The children still running go now.
+            self.crew = None;
+            return Err(self.fail(error));
+        }
     }
 
     /// Dispatches ranges of the session's tasks while fewer than `pre_dispatch` batches are
@@ -617,6 +750,10 @@ where
     /// The first failure (the call is aborted then), or a timeout. In a call that keeps
     /// going, a batch that failed as a whole completes with its tasks' errors instead.
     pub(crate) fn next_batch(&mut self) -> Result<Option<Batch<A::Out>>, Error> {
+        #[cfg(unix)]
+        if self.crew.is_some() {
+            return self.next_from_crew();
+        }
         loop {
             if self.in_flight.is_empty() {
                 return Ok(None);
@@ -839,7 +976,12 @@ impl<It: Iterator, A: Remote<It::Item>, H> Drop for Dispatcher<'_, It, A, H> {
             }
         }
         // Every job holds a sender; once ours is dropped, the channel disconnects exactly
-        // when the last job is gone. The session holds one as well, and jobs hold it.
+        // when the last job is gone. The session holds one as well, and jobs hold it (and
+        // so does the crew).
+        #[cfg(unix)]
+        {
+            self.crew = None;
+        }
         self.tx = None;
         self.session = None;
         if self.waits {

@@ -1,7 +1,9 @@
 //! Forked children: the engine under the `multiprocessing` backend.
 //!
-//! A child is a `fork` of the calling process that runs one batch and exits ([`spawn`]), or
-//! one that serves a call, running batch after batch of it ([`Server`]). It sees the
+//! A child is a `fork` of the calling process that runs one batch and exits ([`spawn`]), one
+//! that serves a call, running batch after batch of it ([`Server`]), or one of a call's
+//! crew, which takes the call's tasks itself ([`crew`](super::crew), made with
+//! [`fork_child`]). It sees the
 //! caller's memory as it was at the fork, so its tasks need no encoding; it sends back
 //! only the encoded outcome of each batch, through a pipe, in frames:
 //!
@@ -95,6 +97,45 @@ pub(crate) fn spawn(work: ForkWork, report_starts: bool, inner: InnerThreads) ->
     // finished (it may borrow from the caller).
     let (child, _) = fork_with(inner, false, move |_| child_main(work, report_starts))?;
     Ok(child)
+}
+
+/// Forks a child that runs `body` and never comes back (it ends with [`exit`]), writing to
+/// its parent with [`send_frame`].
+///
+/// # Errors
+///
+/// The `pipe` or `fork` error.
+pub(crate) fn fork_child(
+    inner: InnerThreads,
+    body: impl FnOnce() -> Infallible,
+) -> io::Result<Child> {
+    let (child, _) = fork_with(inner, false, |_| body())?;
+    Ok(child)
+}
+
+/// Ends a forked child at once: nothing of the parent's (destructors, `atexit` handlers,
+/// buffered output) runs twice.
+pub(crate) fn exit(code: libc::c_int) -> ! {
+    // SAFETY: `_exit` ends the process without running anything of the parent's.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes a frame to the parent, from a forked child: `tag`, then `words` as little-endian
+/// `u64`s, then `bytes`.
+pub(crate) fn send_frame(tag: &[u8], words: &[u64], bytes: &[u8]) -> io::Result<()> {
+    let fd = CHILD_PIPE.load(Ordering::Relaxed);
+    let mut frame = Vec::with_capacity(tag.len() + 8 * words.len() + bytes.len().min(1 << 16));
+    frame.extend_from_slice(tag);
+    for w in words {
+        frame.extend_from_slice(&w.to_le_bytes());
+    }
+    // A small frame goes in one write, so that the parent reads it whole.
+    if bytes.len() <= 1 << 16 {
+        frame.extend_from_slice(bytes);
+        return write_all(fd, &frame);
+    }
+    write_all(fd, &frame)?;
+    write_all(fd, bytes)
 }
 
 /// Forks a child that runs `body` and never comes back: `body` gets the read end of a
@@ -571,8 +612,21 @@ impl Child {
         kill(self.pid);
     }
 
+    /// The read end of the child's pipe.
+    pub(crate) fn pipe_fd(&self) -> RawFd {
+        self.pipe.as_raw_fd()
+    }
+
+    /// Kills the child unless it was reaped, and has it reaped off this thread.
+    pub(crate) fn end(&mut self) {
+        if !self.reaped {
+            self.kill();
+            self.reap_later();
+        }
+    }
+
     /// Whether the child has ended, without reaping it.
-    fn exited(&self) -> bool {
+    pub(crate) fn exited(&self) -> bool {
         // SAFETY: `waitid` on our own child, with a zeroed `siginfo_t` to fill in.
         unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -600,7 +654,7 @@ impl Child {
     }
 
     /// Waits for the child to end and reaps it; its wait status.
-    fn reap(&mut self) -> libc::c_int {
+    pub(crate) fn reap(&mut self) -> libc::c_int {
         self.reaped = true;
         wait_for(self.pid)
     }

@@ -33,6 +33,8 @@ mod bootstrap;
 #[cfg(unix)]
 mod child;
 #[cfg(unix)]
+pub(crate) mod crew;
+#[cfg(unix)]
 pub(crate) mod fork;
 #[cfg(unix)]
 mod pool;
