@@ -4,6 +4,8 @@
 //! - a pipe round trip between two processes (1 byte there and back): the least a task
 //!   sent to a worker process and answered can cost;
 //! - a thread round trip (a message to another thread and back): the same for threads;
+//! - a fork round trip (fork a child, read its reply, kill it): the least a call that forks
+//!   its workers can cost;
 //! - memcpy of 8 MiB, and 8 MiB through a pipe: what moving one W4 input costs in memory
 //!   and between processes.
 
@@ -41,6 +43,9 @@ pub struct Limits {
     /// Median round trip of one message between two threads through a blocking std
     /// channel: a hand-off to a thread that sleeps (futex wake-up) and back.
     pub thread_round_trip: f64,
+    /// Median time to fork a child, read an 8-byte reply from it through a pipe and kill it,
+    /// reaped by another thread: what a call on the `multiprocessing` backend cannot beat.
+    pub fork_round_trip: f64,
     /// Median time to copy 8 MiB within memory.
     pub memcpy_8mib: f64,
     /// Median time to send 8 MiB through a pipe to another process (and get a byte back).
@@ -65,6 +70,7 @@ impl LimitRuns {
             pipe_round_trip: min(|l| l.pipe_round_trip),
             spin_round_trip: min(|l| l.spin_round_trip),
             thread_round_trip: min(|l| l.thread_round_trip),
+            fork_round_trip: min(|l| l.fork_round_trip),
             memcpy_8mib: min(|l| l.memcpy_8mib),
             pipe_8mib: min(|l| l.pipe_8mib),
         }
@@ -89,6 +95,7 @@ impl Limits {
             pipe_round_trip: pipe_round_trip(20_000 / scale)?,
             spin_round_trip: spin_round_trip(200_000 / scale),
             thread_round_trip: thread_round_trip(20_000 / scale),
+            fork_round_trip: fork_round_trip(2_000 / scale)?,
             memcpy_8mib: memcpy_8mib(40 / scale),
             pipe_8mib: pipe_8mib(24 / scale)?,
         })
@@ -166,6 +173,73 @@ fn thread_round_trip(samples: usize) -> f64 {
     drop(ping_tx);
     let _ = echo.join();
     median(&times)
+}
+
+fn fork_round_trip(samples: usize) -> Result<f64, String> {
+    let (reap_tx, reap_rx) = std::sync::mpsc::channel::<libc::pid_t>();
+    let reaper = std::thread::spawn(move || {
+        for pid in reap_rx {
+            let mut status = 0;
+            // SAFETY: waits for a child of this process, with a status to fill in.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+    });
+    let mut times = Vec::with_capacity(samples);
+    let mut failed = None;
+    for i in 0..samples + 50 {
+        let start = Instant::now();
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `pipe` fills the two descriptors.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            failed = Some(format!("pipe: {}", std::io::Error::last_os_error()));
+            break;
+        }
+        // SAFETY: the child only writes to the pipe and leaves with `_exit`, both
+        // async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let reply = [7u8; 8];
+            // SAFETY: as above.
+            unsafe {
+                libc::write(fds[1], reply.as_ptr().cast(), reply.len());
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closes descriptors this loop made.
+        unsafe { libc::close(fds[1]) };
+        if pid < 0 {
+            failed = Some(format!("fork: {}", std::io::Error::last_os_error()));
+            // SAFETY: as above.
+            unsafe { libc::close(fds[0]) };
+            break;
+        }
+        let mut reply = [0u8; 8];
+        let mut got = 0;
+        while got < reply.len() {
+            // SAFETY: reads into the rest of `reply`.
+            let n =
+                unsafe { libc::read(fds[0], reply[got..].as_mut_ptr().cast(), reply.len() - got) };
+            if n <= 0 {
+                break;
+            }
+            got += n as usize;
+        }
+        // SAFETY: as above; `pid` is an unreaped child of this process.
+        unsafe {
+            libc::close(fds[0]);
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = reap_tx.send(pid);
+        if i >= 50 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    drop(reap_tx);
+    let _ = reaper.join();
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(median(&times)),
+    }
 }
 
 fn spin_round_trip(samples: usize) -> f64 {

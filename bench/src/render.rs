@@ -218,6 +218,24 @@ fn limits(s: &mut String, r: &Report) {
     }
     let _ = writeln!(
         s,
+        "  fork, 8-byte reply, kill           {} [{}]",
+        fmt_secs(l.fork_round_trip),
+        runs.each(|l| l.fork_round_trip)
+    );
+    if let Some(f) = r
+        .workload(Workload::W5)
+        .and_then(|m| m.figures(System::ParjobMultiprocessing))
+    {
+        let _ = writeln!(
+            s,
+            "    W5 per call: {} {} ({} the fork round trip)",
+            System::ParjobMultiprocessing.label(),
+            fmt_secs(f.per_unit),
+            fmt_ratio(f.per_unit / l.fork_round_trip)
+        );
+    }
+    let _ = writeln!(
+        s,
         "  memcpy 8 MiB                       {} = {:.1} GB/s [{}]",
         fmt_secs(l.memcpy_8mib),
         8.388_608e-3 / l.memcpy_8mib,
@@ -348,6 +366,7 @@ fn limits_json(report: &Report, best: &Limits, runs: &[Limits]) -> Json {
             ("pipe_round_trip_s", Json::Num(l.pipe_round_trip)),
             ("spin_round_trip_s", Json::Num(l.spin_round_trip)),
             ("thread_round_trip_s", Json::Num(l.thread_round_trip)),
+            ("fork_round_trip_s", Json::Num(l.fork_round_trip)),
             ("memcpy_8mib_s", Json::Num(l.memcpy_8mib)),
             ("pipe_8mib_s", Json::Num(l.pipe_8mib)),
         ])
