@@ -766,6 +766,9 @@ impl Reader {
     }
 }
 
+/// How long the reaper lets killed children gather before it reaps them.
+const REAP_ROUND: Duration = Duration::from_millis(20);
+
 /// A thread that reaps the children sent to it, which must be unreaped children of this
 /// process that have been killed (so each ends soon). `None` if it cannot start.
 fn reaper() -> Option<&'static crossbeam_channel::Sender<libc::pid_t>> {
@@ -776,8 +779,16 @@ fn reaper() -> Option<&'static crossbeam_channel::Sender<libc::pid_t>> {
             let spawned = std::thread::Builder::new()
                 .name("parjob-reaper".into())
                 .spawn(move || {
-                    for pid in rx {
-                        wait_for(pid);
+                    while let Ok(first) = rx.recv() {
+                        // Reaps in rounds: a call that kills its children wakes this
+                        // thread once per round, not once per child, so that it seldom
+                        // runs while the caller forks again (each page the caller then
+                        // writes would be flushed from this thread's cpu too).
+                        std::thread::sleep(REAP_ROUND);
+                        wait_for(first);
+                        for pid in rx.try_iter() {
+                            wait_for(pid);
+                        }
                     }
                 });
             match spawned {
