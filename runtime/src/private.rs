@@ -35,6 +35,13 @@ pub fn kept_shared() -> (usize, u64) {
     crate::remote::attach::kept()
 }
 
+/// Lets go of the large captures kept after their call for a next call over the same data:
+/// workers forget them when next told what the caller dropped. For tests that count what
+/// workers keep.
+pub fn forget_recent_captures() {
+    crate::remote::recent::forget_kept();
+}
+
 /// Whether this build maps a large `Shared` vector of numbers in place in a worker (where
 /// the pages line up) rather than copying it: what tests expect of a worker.
 pub fn maps_shared_vectors() -> bool {

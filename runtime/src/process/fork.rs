@@ -3,9 +3,9 @@
 //! A child is a `fork` of the calling process that runs one batch and exits ([`spawn`]), one
 //! that serves a call, running batch after batch of it ([`Server`]), or one of a call's
 //! crew, which takes the call's tasks itself ([`crew`](super::crew), made with
-//! [`fork_child`]). It sees the
-//! caller's memory as it was at the fork, so its tasks need no encoding; it sends back
-//! only the encoded outcome of each batch, through a pipe, in frames:
+//! [`fork_child`], with frames of its own). It sees the caller's memory as it was at the
+//! fork, so its tasks need no encoding; it sends back only the encoded outcome of each
+//! batch, through a pipe, in frames:
 //!
 //! - `b'S'`, then a task's position in the batch as a little-endian `u32`: the task
 //!   started (sent only for calls with a per-task timeout);

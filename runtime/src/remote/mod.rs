@@ -23,7 +23,7 @@ mod held;
 #[cfg(unix)]
 pub(crate) mod memfile;
 pub(crate) mod probe;
-mod recent;
+pub(crate) mod recent;
 mod shared;
 
 use std::cell::Cell;

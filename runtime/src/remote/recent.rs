@@ -180,8 +180,8 @@ fn same_bytes(bytes: &[u8], pieces: &[&[u8]]) -> bool {
     rest.is_empty()
 }
 
-/// Lets go of the kept captures now (tests).
-#[cfg(test)]
+/// Lets go of the kept captures now: workers forget them when next told what the caller
+/// dropped (tests that count what workers keep).
 pub(crate) fn forget_kept() {
     if let Some(keeper) = keeper() {
         let gone = keeper.kept.lock().recover().take();
