@@ -399,15 +399,7 @@ where
                 run.next_first += len;
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                if let Some(r) = &mut self.reporter {
-                    r.advance(len);
-                }
-                return Ok(Some(Batch {
-                    seq,
-                    first,
-                    len,
-                    results,
-                }));
+                return Ok(Some(self.completed(seq, first, len, results)));
             }
             let error = match run.crew.next() {
                 Ok(Some(ran)) => match (run.decode)(&ran.outcome) {
@@ -785,17 +777,8 @@ where
                     let Some(done) = self.in_flight.remove(&seq) else {
                         continue;
                     };
-                    let (first, len) = (done.first, done.len);
-                    self.sizer.completed(len, elapsed);
-                    if let Some(r) = &mut self.reporter {
-                        r.advance(len);
-                    }
-                    return Ok(Some(Batch {
-                        seq,
-                        first,
-                        len,
-                        results,
-                    }));
+                    self.sizer.completed(done.len, elapsed);
+                    return Ok(Some(self.completed(seq, done.first, done.len, results)));
                 }
                 Message::Failed { seq, error } => {
                     if self.in_flight.contains_key(&seq) {
@@ -828,18 +811,27 @@ where
             return Err(self.fail(error));
         };
         match self.apply.lost(error, b.first, b.len) {
-            Ok(results) => {
-                if let Some(r) = &mut self.reporter {
-                    r.advance(b.len);
-                }
-                Ok(Some(Batch {
-                    seq,
-                    first: b.first,
-                    len: b.len,
-                    results,
-                }))
-            }
+            Ok(results) => Ok(Some(self.completed(seq, b.first, b.len, results))),
             Err(error) => Err(self.fail(error)),
+        }
+    }
+
+    /// Batch `seq` of tasks `first..first + len` completed with `results`: counted as done.
+    fn completed(
+        &mut self,
+        seq: u64,
+        first: usize,
+        len: usize,
+        results: Vec<A::Out>,
+    ) -> Batch<A::Out> {
+        if let Some(r) = &mut self.reporter {
+            r.advance(len);
+        }
+        Batch {
+            seq,
+            first,
+            len,
+            results,
         }
     }
 
