@@ -27,8 +27,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -421,14 +419,12 @@ impl Crew {
             return Ok(());
         }
         let taken = self.board.taken(i).load(Ordering::Relaxed);
-        let status = m.child.reap();
-        let index = (taken != 0 && taken != m.sent).then(|| (taken - 1) as usize);
-        Err(Error::WorkerDied {
-            index,
-            detail: format!(
-                "a forked child {}",
-                super::child::describe(Ok(ExitStatus::from_raw(status)))
-            ),
+        let died = fork::died(m.child.reap());
+        // At the first task of the range it had taken, if it had not sent it back.
+        Err(if taken != 0 && taken != m.sent {
+            died.at((taken - 1) as usize)
+        } else {
+            died
         })
     }
 
@@ -454,20 +450,11 @@ impl Drop for Crew {
     }
 }
 
-/// Reads what `fd` holds into `buf`'s spare room (at least 64 KiB of it): the bytes read, 0
+/// Reads what `fd` holds into `buf`, with room for at least 64 KiB more: the bytes read, 0
 /// at end of file.
 fn read_some(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.reserve(64 * 1024);
-    let spare = buf.capacity() - buf.len();
-    // SAFETY: the spare capacity is writable memory of `spare` bytes; `read` writes at most
-    // that, and the length grows only by what it wrote.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), spare) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `read` initialised `n` more bytes.
-    unsafe { buf.set_len(buf.len() + n as usize) };
-    Ok(n as usize)
+    fork::read_spare(fd, buf)
 }
 
 /// A child's life: takes ranges of tasks until none is left, sends each outcome, says it is

@@ -455,7 +455,7 @@ fn read_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<bool> {
 }
 
 /// The error for a child that ended without an outcome, given its wait status.
-fn died(status: libc::c_int) -> Error {
+pub(crate) fn died(status: libc::c_int) -> Error {
     Error::WorkerDied {
         index: None,
         detail: format!(
@@ -676,6 +676,20 @@ fn wait_for(pid: libc::pid_t) -> libc::c_int {
     }
 }
 
+/// Reads what `fd` holds into `buf`'s spare capacity: the bytes read, 0 at end of file.
+pub(crate) fn read_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let spare = buf.capacity() - buf.len();
+    // SAFETY: the spare capacity is writable memory of `spare` bytes; `read` writes at most
+    // that, and the length grows only by what it wrote.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), spare) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `read` initialised `n` more bytes.
+    unsafe { buf.set_len(buf.len() + n as usize) };
+    Ok(n as usize)
+}
+
 /// What a forked child wrote back, as it arrives: task starts, then its outcome.
 #[derive(Default)]
 struct Reader {
@@ -712,22 +726,12 @@ impl Reader {
         if self.buf.try_reserve(want).is_err() {
             return Err(format!("a child announced an outcome of {want} bytes"));
         }
-        let spare = self.buf.capacity() - self.buf.len();
-        // SAFETY: the spare capacity is writable memory of `spare` bytes; `read` writes at
-        // most that, and the length grows only by what it wrote.
-        let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().add(self.buf.len()).cast(), spare) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(Read::Interrupted);
-            }
-            return Err(format!("read: {e}"));
+        match read_spare(fd, &mut self.buf) {
+            Ok(0) => return Ok(Read::Done),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Read::Interrupted),
+            Err(e) => return Err(format!("read: {e}")),
         }
-        if n == 0 {
-            return Ok(Read::Done);
-        }
-        // SAFETY: `read` initialised `n` more bytes.
-        unsafe { self.buf.set_len(self.buf.len() + n as usize) };
         self.take_frames(on_start)?;
         if self.pos == self.buf.len() {
             self.buf.clear();
